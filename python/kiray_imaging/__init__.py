@@ -1,0 +1,34 @@
+"""kiray-imaging: listing-photo renditions from a Rust core.
+
+    >>> from kiray_imaging import render
+    >>> thumb = render(photo_bytes, "thumbnail")   # doctest: +SKIP
+    >>> thumb.width, thumb.height, thumb.content_type  # doctest: +SKIP
+    (400, 300, 'image/jpeg')
+"""
+
+from kiray_imaging._core import (
+    DEFAULT_MAX_INPUT_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DecodeError,
+    ImageError,
+    LimitExceededError,
+    UnsupportedFormatError,
+    simd_level,
+)
+from kiray_imaging._core import __version__ as __version__
+from kiray_imaging.presets import PRESETS, Preset
+from kiray_imaging.rendering import Rendition, render
+
+__all__ = [
+    "DEFAULT_MAX_INPUT_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "PRESETS",
+    "DecodeError",
+    "ImageError",
+    "LimitExceededError",
+    "Preset",
+    "Rendition",
+    "UnsupportedFormatError",
+    "render",
+    "simd_level",
+]

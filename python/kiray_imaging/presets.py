@@ -1,0 +1,46 @@
+"""The renditions Kiray publishes. Sizes, fit and quality are product decisions: change them here, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Fit = Literal["cover", "inside"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    width: int
+    height: int
+    fit: Fit
+    """``cover`` fills the box and crops the overflow around the centre; ``inside`` keeps the whole picture."""
+    quality: int
+    """JPEG quality (mozjpeg scale), 1–100."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("expected a preset name, got an empty string")
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"expected a box of at least 1x1, got {self.width}x{self.height}")
+        if self.fit not in ("cover", "inside"):
+            raise ValueError(f"expected fit 'cover' or 'inside', got {self.fit!r}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"expected quality in 1..100, got {self.quality}")
+
+
+PRESETS: dict[str, Preset] = {
+    # Search-result cards: a fixed 4:3 tile, so cropped to fill.
+    "thumbnail": Preset(name="thumbnail", width=400, height=300, fit="cover", quality=80),
+    # Listing gallery: the whole photo, long side at most 1280 px.
+    "medium": Preset(name="medium", width=1280, height=1280, fit="inside", quality=82),
+}
+
+
+def resolve(preset: str | Preset) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"expected a preset in {sorted(PRESETS)}, got {preset!r}") from None

@@ -1,0 +1,49 @@
+//! WebP, lossy and lossless, still or animated (first frame), via the pure-Rust `image-webp`.
+
+use std::io::Cursor;
+
+use image_webp::{DecodingError, WebPDecoder};
+
+use super::{allocation_budget, Decoded};
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::orient::{orientation_from_exif, Orientation};
+use crate::pixels::{Layout, Pixels};
+use crate::sniff::Format;
+
+fn err(e: DecodingError) -> Error {
+    match e {
+        DecodingError::MemoryLimitExceeded | DecodingError::ImageTooLarge => {
+            Error::Limit(format!("WebP: {e}"))
+        }
+        other => Error::Decode(format!("WebP: {other}")),
+    }
+}
+
+pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
+    let mut decoder = WebPDecoder::new(Cursor::new(data)).map_err(err)?;
+    decoder.set_memory_limit(allocation_budget(limits));
+    let (width, height) = decoder.dimensions();
+    limits.check_dimensions(width, height)?;
+    let orientation = decoder
+        .exif_metadata()
+        .map_err(err)?
+        .map_or(Orientation::NORMAL, |exif| orientation_from_exif(&exif));
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| Error::Limit("WebP: frame size overflows".into()))?;
+    let mut buffer = vec![0u8; size];
+    decoder.read_image(&mut buffer).map_err(err)?;
+    let layout = if decoder.has_alpha() {
+        Layout::Rgba8
+    } else {
+        Layout::Rgb8
+    };
+    Ok(Decoded {
+        pixels: Pixels::new(width, height, layout, buffer),
+        format: Format::Webp,
+        stored_width: width,
+        stored_height: height,
+        orientation,
+    })
+}

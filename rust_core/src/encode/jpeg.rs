@@ -1,0 +1,78 @@
+//! JPEG via mozjpeg: optimised Huffman tables, trellis quantisation and progressive scans chosen by size
+//! (mozjpeg's default "max compression" profile), 4:2:0 chroma, baseline-compatible quantisation tables.
+
+use std::ffi::c_ulong;
+
+use mozjpeg_sys::*;
+
+use crate::error::{Error, Result};
+use crate::libjpeg;
+
+struct Compress {
+    cinfo: Box<jpeg_compress_struct>,
+    _err: Box<jpeg_error_mgr>,
+    out_buffer: *mut u8,
+    out_size: c_ulong,
+}
+
+impl Compress {
+    fn new() -> Self {
+        let mut err = libjpeg::new_error_manager();
+        // SAFETY: zeroed is the documented initial state before jpeg_create_compress.
+        let mut cinfo: Box<jpeg_compress_struct> = Box::new(unsafe { std::mem::zeroed() });
+        cinfo.common.err = &mut *err;
+        unsafe { jpeg_create_compress(&mut *cinfo) };
+        Self {
+            cinfo,
+            _err: err,
+            out_buffer: std::ptr::null_mut(),
+            out_size: 0,
+        }
+    }
+}
+
+impl Drop for Compress {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`; the memory destination's buffer is malloc'd by libjpeg and ours to free.
+        unsafe {
+            jpeg_destroy_compress(&mut self.cinfo);
+            if !self.out_buffer.is_null() {
+                libc::free(self.out_buffer.cast());
+            }
+        }
+    }
+}
+
+pub fn encode_rgb(width: u32, height: u32, rgb: &[u8], quality: u8) -> Result<Vec<u8>> {
+    if rgb.len() != width as usize * height as usize * 3 {
+        return Err(Error::Internal(format!(
+            "encode: {} bytes for {width}x{height} RGB",
+            rgb.len()
+        )));
+    }
+    libjpeg::catch(|| unsafe {
+        let mut c = Compress::new();
+        let (buffer, size) = (
+            &mut c.out_buffer as *mut *mut u8,
+            &mut c.out_size as *mut c_ulong,
+        );
+        let cinfo = &mut *c.cinfo;
+        jpeg_mem_dest(cinfo, buffer, size);
+        cinfo.image_width = width;
+        cinfo.image_height = height;
+        cinfo.input_components = 3;
+        cinfo.in_color_space = J_COLOR_SPACE::JCS_RGB;
+        jpeg_set_defaults(cinfo);
+        jpeg_set_quality(cinfo, i32::from(quality), 1);
+        cinfo.optimize_coding = 1;
+        jpeg_start_compress(cinfo, 1);
+        let stride = width as usize * 3;
+        for row in rgb.chunks_exact(stride) {
+            let rows = [row.as_ptr()];
+            jpeg_write_scanlines(cinfo, rows.as_ptr(), 1);
+        }
+        jpeg_finish_compress(cinfo);
+        std::slice::from_raw_parts(c.out_buffer, c.out_size as usize).to_vec()
+    })
+    .map_err(|msg| Error::Encode(format!("JPEG encode: {msg}")))
+}

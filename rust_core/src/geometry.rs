@@ -1,0 +1,204 @@
+//! Where the output's pixels come from: output size, source crop, and how much the decoder may shrink first.
+//!
+//! Everything here is in *stored* coordinates (before EXIF orientation): resizing happens before orienting, so the
+//! quarter turn is done on the small output rather than the large source. A centred crop stays centred under any of
+//! the eight orientations, so cropping in stored coordinates gives the same picture.
+
+use crate::orient::Orientation;
+
+/// How the source is fitted to the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Fill the box exactly, cropping the overflow around the centre (thumbnails).
+    Cover,
+    /// Keep the whole image, as large as fits inside the box (medium).
+    Inside,
+}
+
+/// The box a rendition must fill or fit into, as the viewer sees it (after orientation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+}
+
+/// A resize step: the source rectangle to read (stored coordinates, fractional) and the output size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub crop_left: f64,
+    pub crop_top: f64,
+    pub crop_width: f64,
+    pub crop_height: f64,
+    pub out_width: u32,
+    pub out_height: u32,
+}
+
+impl Plan {
+    pub fn is_identity(&self, width: u32, height: u32) -> bool {
+        self.out_width == width
+            && self.out_height == height
+            && self.crop_left == 0.0
+            && self.crop_top == 0.0
+            && self.crop_width == f64::from(width)
+            && self.crop_height == f64::from(height)
+    }
+
+    /// Output pixels per source pixel (≤ 1: we never upscale).
+    pub fn scale(&self) -> f64 {
+        f64::from(self.out_width) / self.crop_width
+    }
+}
+
+/// The target box in stored coordinates.
+fn stored_box(target: Target, orientation: Orientation) -> (f64, f64) {
+    let (w, h) = (f64::from(target.width), f64::from(target.height));
+    if orientation.swaps_sides() {
+        (h, w)
+    } else {
+        (w, h)
+    }
+}
+
+fn at_least_one(v: f64) -> u32 {
+    (v.round() as u32).max(1)
+}
+
+/// Plans the resize of a `width`×`height` stored image. Never upscales and never yields a side of 0.
+pub fn plan(width: u32, height: u32, orientation: Orientation, target: Target) -> Plan {
+    let (sw, sh) = (f64::from(width), f64::from(height));
+    let (bw, bh) = stored_box(target, orientation);
+    match target.fit {
+        Fit::Inside => {
+            let scale = (bw / sw).min(bh / sh).min(1.0);
+            Plan {
+                crop_left: 0.0,
+                crop_top: 0.0,
+                crop_width: sw,
+                crop_height: sh,
+                out_width: at_least_one(sw * scale).min(width),
+                out_height: at_least_one(sh * scale).min(height),
+            }
+        }
+        Fit::Cover => {
+            // Scale so the box is covered, capped at 1:1; then the output is the box (or, for a source smaller
+            // than the box, the largest rectangle of the box's aspect ratio that the source holds).
+            let scale = (bw / sw).max(bh / sh).min(1.0);
+            let out_w = at_least_one(bw.min(sw * scale).min(bw * (sh * scale) / bh));
+            let out_h = at_least_one(bh.min(sh * scale).min(bh * (sw * scale) / bw));
+            let crop_width = (f64::from(out_w) / scale).min(sw);
+            let crop_height = (f64::from(out_h) / scale).min(sh);
+            Plan {
+                crop_left: (sw - crop_width) / 2.0,
+                crop_top: (sh - crop_height) / 2.0,
+                crop_width,
+                crop_height,
+                out_width: out_w,
+                out_height: out_h,
+            }
+        }
+    }
+}
+
+/// Decoding at 1/2, 1/4 or 1/8 (JPEG DCT scaling) is allowed while the shrunk image keeps at least `MARGIN` source
+/// pixels per output pixel, so the final Lanczos pass always downsamples (never upsamples). 1.0 is the same rule
+/// as sharp's default shrink-on-load; the quality report (SSIM against a full-decode reference) is what tunes it.
+pub const SHRINK_ON_LOAD_MARGIN: f64 = 1.0;
+
+/// The largest power-of-two denominator (1, 2, 4 or 8) the decoder may shrink a `width`×`height` image by.
+pub fn shrink_denominator(
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    target: Target,
+) -> u32 {
+    let scale = plan(width, height, orientation, target).scale();
+    let mut denominator = 1;
+    while denominator < 8 && f64::from(denominator * 2) * scale * SHRINK_ON_LOAD_MARGIN <= 1.0 {
+        denominator *= 2;
+    }
+    denominator
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THUMB: Target = Target {
+        width: 400,
+        height: 300,
+        fit: Fit::Cover,
+    };
+    const MEDIUM: Target = Target {
+        width: 1280,
+        height: 1280,
+        fit: Fit::Inside,
+    };
+    const N: Orientation = Orientation::NORMAL;
+
+    #[test]
+    fn cover_crops_the_centre() {
+        let p = plan(4000, 2000, N, THUMB);
+        assert_eq!((p.out_width, p.out_height), (400, 300));
+        assert!((p.crop_height - 2000.0).abs() < 1e-9);
+        assert!((p.crop_width - 2666.666_666).abs() < 1e-3);
+        assert!((p.crop_left - 666.666_666).abs() < 1e-3);
+        assert_eq!(p.crop_top, 0.0);
+    }
+
+    #[test]
+    fn inside_keeps_aspect() {
+        let p = plan(4032, 3024, N, MEDIUM);
+        assert_eq!((p.out_width, p.out_height), (1280, 960));
+        let p = plan(3024, 4032, N, MEDIUM);
+        assert_eq!((p.out_width, p.out_height), (960, 1280));
+    }
+
+    #[test]
+    fn quarter_turn_swaps_the_box() {
+        // Stored landscape, displayed portrait: the stored output is 300x400, turned into 400x300 later.
+        let p = plan(4000, 3000, Orientation::from_exif_value(6), THUMB);
+        assert_eq!((p.out_width, p.out_height), (300, 400));
+    }
+
+    #[test]
+    fn never_upscales() {
+        let p = plan(200, 100, N, MEDIUM);
+        assert_eq!((p.out_width, p.out_height), (200, 100));
+        assert!(p.is_identity(200, 100));
+        let p = plan(200, 100, N, THUMB);
+        assert_eq!((p.out_width, p.out_height), (133, 100));
+        assert!(p.scale() <= 1.0);
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_keep_a_pixel() {
+        for (w, h) in [(20000, 1), (1, 20000), (65500, 2), (1, 1)] {
+            for t in [THUMB, MEDIUM] {
+                let p = plan(w, h, N, t);
+                assert!(
+                    p.out_width >= 1 && p.out_height >= 1,
+                    "{w}x{h} {t:?}: {p:?}"
+                );
+                assert!(
+                    p.out_width <= t.width.max(t.height) && p.out_height <= t.width.max(t.height)
+                );
+                assert!(
+                    p.crop_width >= 1.0 - 1e-9 && p.crop_height >= 1.0 - 1e-9,
+                    "{w}x{h} {t:?}: {p:?}"
+                );
+            }
+        }
+        assert_eq!(plan(20000, 1, N, MEDIUM).out_width, 1280);
+    }
+
+    #[test]
+    fn shrink_on_load_keeps_the_margin() {
+        // 4032x3024 → 400x300: scale ≈ 0.099, so 1/8 (504x378) still covers the output.
+        assert_eq!(shrink_denominator(4032, 3024, N, THUMB), 8);
+        // → 1280x960: scale ≈ 0.317; 1/2 gives 2016x1512, 1/4 (1008x756) would be smaller than the output.
+        assert_eq!(shrink_denominator(4032, 3024, N, MEDIUM), 2);
+        assert_eq!(shrink_denominator(12000, 9000, N, MEDIUM), 8);
+        assert_eq!(shrink_denominator(100, 100, N, THUMB), 1);
+    }
+}

@@ -1,0 +1,158 @@
+//! kiray-imaging's native core: one call takes an uploaded photo's bytes to a finished rendition.
+//!
+//! `bytes → sniff → decode (shrink-on-load) → resize (crop, Lanczos3) → orient → encode → bytes`
+//!
+//! This file is the plain Rust API; `python.rs` is the only file that knows about Python.
+
+mod decode;
+mod encode;
+pub mod error;
+pub mod geometry;
+mod libjpeg;
+pub mod limits;
+pub mod orient;
+mod pixels;
+mod resize;
+pub mod sniff;
+
+#[cfg(feature = "python")]
+mod python;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+pub use encode::OutputFormat;
+pub use error::{Error, Result};
+pub use geometry::{Fit, Target};
+pub use limits::Limits;
+pub use resize::simd_level;
+pub use sniff::Format;
+
+/// Everything one render needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderOptions {
+    pub target: Target,
+    pub format: OutputFormat,
+    /// Encoder quality, 1–100. Default: 82.
+    pub quality: u8,
+    pub limits: Limits,
+}
+
+impl RenderOptions {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            format: OutputFormat::Jpeg,
+            quality: 82,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        const MAX_SIDE: u32 = 16_384;
+        let t = self.target;
+        if !(1..=MAX_SIDE).contains(&t.width) || !(1..=MAX_SIDE).contains(&t.height) {
+            return Err(Error::InvalidArgument(format!(
+                "expected a target size between 1x1 and {MAX_SIDE}x{MAX_SIDE}, got {}x{}",
+                t.width, t.height
+            )));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(Error::InvalidArgument(format!(
+                "expected quality in 1..=100, got {}",
+                self.quality
+            )));
+        }
+        if self.limits.max_pixels == 0 || self.limits.max_input_bytes == 0 {
+            return Err(Error::InvalidArgument("expected limits ≥ 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Wall-clock time of each stage of one render.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    pub decode: Duration,
+    pub resize: Duration,
+    pub orient: Duration,
+    pub encode: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendition {
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub format: OutputFormat,
+    pub source_format: Format,
+    /// As stored in the file (before orientation).
+    pub source_width: u32,
+    pub source_height: u32,
+    /// The EXIF orientation that was applied (1 when none).
+    pub orientation: u8,
+    /// The JPEG shrink-on-load denominator used (1 = full decode).
+    pub shrink_on_load: u32,
+    pub timings: StageTimings,
+}
+
+/// Renders `data` as described by `options`. Never panics: an internal bug surfaces as `Error::Internal`.
+pub fn render(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
+    options.validate()?;
+    catch_unwind(AssertUnwindSafe(|| render_unchecked(data, options))).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned());
+        Err(Error::Internal(what))
+    })
+}
+
+fn render_unchecked(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
+    let target = options.target;
+    let started = Instant::now();
+    let shrink =
+        |w: u32, h: u32, o: orient::Orientation| geometry::shrink_denominator(w, h, o, target);
+    let decoded = decode::decode(data, &options.limits, &shrink)?;
+    let decoded_at = Instant::now();
+
+    let pixels = decoded.pixels;
+    let shrink_on_load = decoded.stored_width.div_ceil(pixels.width.max(1));
+    let plan = geometry::plan(pixels.width, pixels.height, decoded.orientation, target);
+    // Opaque RGBA (common in PNG) is resized as RGB: a quarter less work and nothing to flatten later.
+    let pixels = if pixels.layout == pixels::Layout::Rgba8 && !pixels.has_transparency() {
+        let rgb = pixels
+            .data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        pixels::Pixels::new(pixels.width, pixels.height, pixels::Layout::Rgb8, rgb)
+    } else {
+        pixels
+    };
+    let resized = resize::resize(pixels, &plan)?;
+    let resized_at = Instant::now();
+    let oriented = orient::apply(resized, decoded.orientation);
+    let oriented_at = Instant::now();
+    let bytes = encode::encode(&oriented, options.format, options.quality)?;
+    let encoded_at = Instant::now();
+
+    Ok(Rendition {
+        data: bytes,
+        width: oriented.width,
+        height: oriented.height,
+        format: options.format,
+        source_format: decoded.format,
+        source_width: decoded.stored_width,
+        source_height: decoded.stored_height,
+        orientation: decoded.orientation.value(),
+        shrink_on_load,
+        timings: StageTimings {
+            decode: decoded_at - started,
+            resize: resized_at - decoded_at,
+            orient: oriented_at - resized_at,
+            encode: encoded_at - oriented_at,
+        },
+    })
+}
