@@ -72,5 +72,5 @@ def render(
         source_height=raw["source_height"],
         orientation=raw["orientation"],
         shrink_on_load=raw["shrink_on_load"],
-        timings_ms=dict(raw["timings_ms"]),
+        timings_ms={stage: raw["timings_ms"][stage] for stage in ("decode", "resize", "orient", "encode")},
     )

@@ -1,0 +1,59 @@
+'use strict';
+// Builds and verifies the native layer whenever Serverless packages (`sls package`, `sls deploy`), the way
+// serverless-python-requirements hooks packaging: nobody has to remember `make layer`, and a binary the gate
+// refuses (macOS Mach-O, aarch64, glibc newer than 2.17, non-abi3) stops the deploy before anything is uploaded.
+// It also points `sls invoke local` at the project's virtualenv, where `make setup` installed the core, because
+// invoke local runs `python3` from PATH and never mounts layers.
+
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+class KirayLayerPlugin {
+  constructor(serverless, options, { log } = {}) {
+    this.serverless = serverless;
+    this.options = options || {};
+    this.log = log || { notice: (m) => console.log(m), error: (m) => console.error(m) };
+    this.root = serverless.config.servicePath;
+    this.hooks = {
+      'before:package:initialize': () => this.buildLayer(),
+      'before:invoke:local:invoke': () => this.useProjectVenv(),
+    };
+  }
+
+  venvPython() {
+    const candidates = [
+      path.join(this.root, '.venv', 'bin', 'python'),
+      process.env.VIRTUAL_ENV && path.join(process.env.VIRTUAL_ENV, 'bin', 'python'),
+    ].filter(Boolean);
+    return candidates.find((p) => fs.existsSync(p));
+  }
+
+  fail(message) {
+    throw new this.serverless.classes.Error(`kiray-layer: ${message}`);
+  }
+
+  buildLayer() {
+    const python = this.venvPython();
+    if (!python) this.fail('no project virtualenv with maturin and ziglang: run `make setup` first');
+    this.log.notice('kiray-layer: building and verifying the native layer');
+    const result = spawnSync(python, [path.join(this.root, 'layer', 'build.py')], {
+      cwd: this.root,
+      stdio: 'inherit',
+    });
+    if (result.error) this.fail(`could not run ${python}: ${result.error.message}`);
+    if (result.status !== 0) this.fail('the layer build or its binary gate failed (see above); nothing was packaged');
+  }
+
+  useProjectVenv() {
+    if (process.env.VIRTUAL_ENV) return;
+    const venv = path.join(this.root, '.venv');
+    if (!fs.existsSync(path.join(venv, 'bin', 'python'))) {
+      this.fail('`sls invoke local` needs the core installed in .venv: run `make setup` first');
+    }
+    // osls's invoke local puts $VIRTUAL_ENV/bin first on PATH before spawning python3.
+    process.env.VIRTUAL_ENV = venv;
+  }
+}
+
+module.exports = KirayLayerPlugin;

@@ -1,0 +1,3 @@
+from kiray_imaging.cli import main
+
+raise SystemExit(main())

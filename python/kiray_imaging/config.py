@@ -1,0 +1,77 @@
+"""Deployment settings, read from the environment that serverless.yml sets. The only module that reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kiray_imaging._core import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
+from kiray_imaging.rendering import FORMATS
+
+
+class ConfigError(ValueError):
+    """The function's environment is wrong: a deployment bug, reported at cold start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_bucket: str
+    source_prefix: str
+    """Only keys under this prefix are processed, e.g. ``uploads/``."""
+    dest_bucket: str
+    dest_prefix: str
+    """Renditions are written under this prefix, e.g. ``renditions/``; never read back."""
+    output_format: str
+    max_input_bytes: int
+    max_pixels: int
+    cache_control: str
+    log_level: str
+
+
+def _prefix(value: str) -> str:
+    value = value.lstrip("/")
+    return value if not value or value.endswith("/") else value + "/"
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name}: expected ≥ 1, got {value}")
+    return value
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    missing = [n for n in ("SOURCE_BUCKET", "DEST_BUCKET") if not env.get(n)]
+    if missing:
+        raise ConfigError(f"missing environment variable(s): {', '.join(missing)}")
+    settings = Settings(
+        source_bucket=env["SOURCE_BUCKET"],
+        source_prefix=_prefix(env.get("SOURCE_PREFIX", "uploads/")),
+        dest_bucket=env["DEST_BUCKET"],
+        dest_prefix=_prefix(env.get("DEST_PREFIX", "renditions/")),
+        output_format=env.get("OUTPUT_FORMAT", "jpeg").strip().lower(),
+        max_input_bytes=_positive_int(env, "MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES),
+        max_pixels=_positive_int(env, "MAX_PIXELS", DEFAULT_MAX_PIXELS),
+        cache_control=env.get("CACHE_CONTROL", "public, max-age=31536000, immutable"),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+    )
+    if settings.output_format not in FORMATS:
+        raise ConfigError(f"OUTPUT_FORMAT: expected one of {FORMATS}, got {settings.output_format!r}")
+    if settings.source_bucket == settings.dest_bucket and (
+        settings.dest_prefix.startswith(settings.source_prefix)
+        or settings.source_prefix.startswith(settings.dest_prefix)
+    ):
+        # Renditions written where uploads are read would trigger the functions again, forever.
+        raise ConfigError(
+            f"DEST_PREFIX {settings.dest_prefix!r} and SOURCE_PREFIX {settings.source_prefix!r} overlap in "
+            f"bucket {settings.source_bucket!r}: renditions would re-trigger the functions"
+        )
+    return settings

@@ -1,0 +1,33 @@
+"""One JSON object per line on stdout: CloudWatch Logs Insights can filter on every field."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+_logger = logging.getLogger("kiray_imaging")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"level": record.levelname, "message": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure(level: str) -> None:
+    if not any(isinstance(h.formatter, _JsonFormatter) for h in _logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(_JsonFormatter())
+        _logger.addHandler(handler)
+    # Our lines only: Lambda's root handler would print them a second time, in plain text.
+    _logger.propagate = False
+    _logger.setLevel(level)
+
+
+def log(level: int, message: str, **fields: Any) -> None:
+    _logger.log(level, message, extra={"fields": fields})

@@ -1,0 +1,71 @@
+"""Which S3 objects an invocation is about. Understands the two shapes our trigger can deliver: S3 notification
+records and EventBridge "Object Created" events. Keys arrive URL-encoded (spaces as ``+``) and are decoded here,
+in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    """Decoded, as S3 stores it."""
+    size: int | None
+    etag: str | None
+    sequencer: str | None
+
+
+class EventShapeError(ValueError):
+    """The event is neither an S3 notification nor an EventBridge S3 event: nothing can be retried."""
+
+
+def _object(bucket: Any, obj: Any) -> S3Object:
+    if not isinstance(bucket, Mapping) or not isinstance(obj, Mapping):
+        raise EventShapeError("expected 'bucket' and 'object' mappings")
+    name, key = bucket.get("name"), obj.get("key")
+    if not isinstance(name, str) or not isinstance(key, str):
+        raise EventShapeError("expected bucket.name and object.key strings")
+    size = obj.get("size")
+    etag = obj.get("eTag", obj.get("etag"))
+    sequencer = obj.get("sequencer")
+    return S3Object(
+        bucket=name,
+        key=unquote_plus(key),
+        size=size if isinstance(size, int) else None,
+        etag=etag.strip('"') if isinstance(etag, str) else None,
+        sequencer=sequencer if isinstance(sequencer, str) else None,
+    )
+
+
+def objects_from_event(event: Mapping[str, Any]) -> list[S3Object]:
+    """The created objects named by ``event``; ``[]`` for S3's ``s3:TestEvent`` and for non-creation records."""
+    if event.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" in event:
+        records = event["Records"]
+        if not isinstance(records, list):
+            raise EventShapeError("expected 'Records' to be a list")
+        objects = []
+        for record in records:
+            if not isinstance(record, Mapping) or record.get("eventSource") != "aws:s3":
+                raise EventShapeError("expected S3 notification records (eventSource aws:s3)")
+            if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+                continue
+            s3 = record.get("s3")
+            if not isinstance(s3, Mapping):
+                raise EventShapeError("expected an 's3' mapping in each record")
+            objects.append(_object(s3.get("bucket"), s3.get("object")))
+        return objects
+    if event.get("source") == "aws.s3" and "detail" in event:
+        if event.get("detail-type") != "Object Created":
+            return []
+        detail = event["detail"]
+        if not isinstance(detail, Mapping):
+            raise EventShapeError("expected 'detail' to be a mapping")
+        return [_object(detail.get("bucket"), detail.get("object"))]
+    raise EventShapeError(f"unrecognised event with keys {sorted(event)[:8]}")

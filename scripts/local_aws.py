@@ -1,0 +1,89 @@
+"""A local AWS for development and tests: moto in server mode on 127.0.0.1, with fake credentials.
+
+    python scripts/local_aws.py -- npx sls package      # runs the command against a fresh moto, then stops it
+
+An IP rather than `localhost` keeps S3 path-style (no bucket-name subdomains to resolve). The server is always
+stopped when the command ends, even on failure, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def aws_env(endpoint: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) set up for boto3, osls and the handlers to talk to the local
+    endpoint only: fake credentials, and never a developer's real profile or SSO session by accident."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+    return env | {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+@contextlib.contextmanager
+def moto_server(timeout: float = 30.0) -> Iterator[str]:
+    """Starts moto, yields its endpoint URL, stops it."""
+    port = _free_port()
+    endpoint = f"http://{HOST}:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with status {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not answer on {endpoint} within {timeout:.0f} s") from None
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        print("usage: local_aws.py -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    command = argv[argv.index("--") + 1 :]
+    with moto_server() as endpoint:
+        print(f"local-aws: moto on {endpoint}", file=sys.stderr, flush=True)
+        return subprocess.call(command, env=aws_env(endpoint))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
