@@ -49,7 +49,8 @@ def load_gate() -> ModuleType:
     """The gate is stdlib-only and loaded by path: the package itself may not be importable on this host."""
     path = ROOT / "python" / "kiray_imaging" / "layer_gate.py"
     spec = importlib.util.spec_from_file_location("kiray_layer_gate", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

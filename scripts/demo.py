@@ -8,7 +8,6 @@ sizes and the per-stage timings from the handlers' JSON log lines. moto is stopp
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,8 +17,9 @@ from urllib.parse import quote_plus
 
 import boto3
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_aws import aws_env, moto_server  # noqa: E402
+# Run as a script (`python scripts/x.py`): make the repo root importable, as it is for the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.local_aws import moto_server, use_in_this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out"
@@ -60,13 +60,8 @@ def invoke_local(function: str, event_path: Path, env: dict[str, str]) -> list[d
     started = time.monotonic()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
-    lines = []
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            try:
-                lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
+    # Our handlers' log lines; osls also prints the handler's return value, which may span lines.
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"level"')]
     if result.returncode != 0 or not any(entry.get("message") == "rendered" for entry in lines):
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit(f"demo: {function} did not render (exit {result.returncode})")
@@ -80,8 +75,7 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     (OUT / "events").mkdir(exist_ok=True)
     with moto_server() as endpoint:
-        env = aws_env(endpoint)
-        os.environ.update(env)
+        env = use_in_this_process(endpoint)
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=BUCKET)
         etag = s3.put_object(Bucket=BUCKET, Key=KEY, Body=data, ContentType="image/jpeg")["ETag"].strip('"')

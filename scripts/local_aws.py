@@ -30,7 +30,11 @@ def _free_port() -> int:
 def aws_env(endpoint: str, base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) set up for boto3, osls and the handlers to talk to the local
     endpoint only: fake credentials, and never a developer's real profile or SSO session by accident."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")}
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+    }
     return env | {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -41,6 +45,15 @@ def aws_env(endpoint: str, base: dict[str, str] | None = None) -> dict[str, str]
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
+
+
+def use_in_this_process(endpoint: str) -> dict[str, str]:
+    """Points this process's boto3 at ``endpoint`` (and returns the environment for child processes)."""
+    env = aws_env(endpoint)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    return env
 
 
 @contextlib.contextmanager

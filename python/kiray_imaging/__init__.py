@@ -1,9 +1,9 @@
 """kiray-imaging: listing-photo renditions from a Rust core.
 
-    >>> from kiray_imaging import render
-    >>> thumb = render(photo_bytes, "thumbnail")   # doctest: +SKIP
-    >>> thumb.width, thumb.height, thumb.content_type  # doctest: +SKIP
-    (400, 300, 'image/jpeg')
+>>> from kiray_imaging import render
+>>> thumb = render(photo_bytes, "thumbnail")   # doctest: +SKIP
+>>> thumb.width, thumb.height, thumb.content_type  # doctest: +SKIP
+(400, 300, 'image/jpeg')
 """
 
 from kiray_imaging._core import (

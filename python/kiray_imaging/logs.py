@@ -19,9 +19,20 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class _StdoutHandler(logging.Handler):
+    """Writes to whatever sys.stdout is at the time (Lambda's capture, a test's), not the one seen at set-up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            self.handleError(record)
+
+
 def configure(level: str) -> None:
-    if not any(isinstance(h.formatter, _JsonFormatter) for h in _logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, _StdoutHandler) for h in _logger.handlers):
+        handler = _StdoutHandler()
         handler.setFormatter(_JsonFormatter())
         _logger.addHandler(handler)
     # Our lines only: Lambda's root handler would print them a second time, in plain text.

@@ -141,7 +141,7 @@ mod tests {
         let p = plan(4000, 2000, N, THUMB);
         assert_eq!((p.out_width, p.out_height), (400, 300));
         assert!((p.crop_height - 2000.0).abs() < 1e-9);
-        assert!((p.crop_width - 2666.666_666).abs() < 1e-3);
+        assert!((p.crop_width - 2_666.666_666).abs() < 1e-3);
         assert!((p.crop_left - 666.666_666).abs() < 1e-3);
         assert_eq!(p.crop_top, 0.0);
     }

@@ -1,0 +1,69 @@
+# kiray-imaging: `make demo` to see it work, `make test` to check everything. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The layer wheel is manylinux x86_64: on such a host the tests run the very binary that ships.
+HOST := $(shell uname -sm)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup layer package deploy-local demo test lint rust-test py-test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt
+	@command -v nasm >/dev/null || { echo "setup: nasm is needed to build libjpeg-turbo's SIMD (apt-get install nasm / brew install nasm)"; exit 1; }
+	@command -v cargo >/dev/null || { echo "setup: a Rust toolchain is needed (https://rustup.rs)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+layer: $(VENV)/.installed ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
+	$(PY) layer/build.py
+
+setup: $(VENV)/.installed node_modules/.installed layer ## install everything: .venv, node_modules, the core (for invoke local)
+ifeq ($(HOST),Linux x86_64)
+	@wheel=$$(ls layer/build/wheels/*.whl); sum=$$(sha256sum $$wheel | cut -d' ' -f1); \
+	if [ "$$(cat $(VENV)/.core 2>/dev/null)" != "$$sum" ]; then \
+	  $(PY) -m pip install -q --force-reinstall --no-deps $$wheel && echo $$sum > $(VENV)/.core && echo "setup: installed $$wheel"; \
+	fi
+else
+	# Not Linux x86_64: build the core for this machine, for local use only (the layer keeps the zig build).
+	cd $(CURDIR) && maturin develop --release
+endif
+
+package: setup ## sls package against a local moto (template + zips in .serverless/)
+	$(PY) scripts/local_aws.py -- npx --no-install sls package
+
+deploy-local: setup ## rehearse sls deploy + remove against a local moto, checking what was created
+	$(PY) scripts/deploy_local.py
+
+demo: setup ## a real photo in, thumbnail and medium out, through the real handlers on a local S3
+	$(PY) scripts/demo.py
+
+lint: $(VENV)/.installed ## ruff, mypy --strict, stub check, rustfmt, clippy -D warnings
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	cargo fmt --all --check
+	cargo clippy --all-targets --no-default-features -- -D warnings
+	cargo clippy --all-targets -- -D warnings
+
+rust-test: ## Rust unit and integration tests (no Python needed)
+	cargo test --no-default-features
+
+py-test: setup
+	$(PY) -m pytest
+
+test: setup lint rust-test py-test ## every test and static check (what CI runs)
+
+clean: ## remove build outputs (keeps .venv and node_modules)
+	rm -rf target layer/build layer/dist .serverless out dist

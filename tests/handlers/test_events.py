@@ -1,0 +1,62 @@
+"""Event parsing: both trigger shapes, URL-decoding of keys, and what is ignored or refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+def load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def test_s3_notification_records_are_all_read_and_keys_decoded() -> None:
+    objects = objects_from_event(load("s3_notification_two_records.json"))
+    assert objects == [
+        S3Object("kiray-test-photos", "uploads/listing-7/front door + porch.jpg", 1024,
+                 "0123456789abcdef0123456789abcdef", "0A1B2C3D4E5F678901"),
+        S3Object("kiray-test-photos", "uploads/listing-7/küche.png", 2048,
+                 "fedcba9876543210fedcba9876543210-2", "0A1B2C3D4E5F678902"),
+    ]  # fmt: skip
+
+
+def test_eventbridge_object_created() -> None:
+    (obj,) = objects_from_event(load("eventbridge_object_created.json"))
+    assert obj == S3Object("kiray-test-photos", "uploads/listing-7/living room.jpg", 1024,
+                           "b1946ac92492d2347c6235b4d2611184", "00617F08299329D189")  # fmt: skip
+
+
+def test_s3_test_event_is_ignored() -> None:
+    assert objects_from_event(load("s3_test_event.json")) == []
+
+
+def test_non_creation_events_are_ignored() -> None:
+    event = load("s3_notification_two_records.json")
+    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    assert [o.key for o in objects_from_event(event)] == ["uploads/listing-7/küche.png"]
+    bridge = load("eventbridge_object_created.json")
+    bridge["detail-type"] = "Object Deleted"
+    assert objects_from_event(bridge) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"Records": "nope"},
+        {"Records": [{"eventSource": "aws:sqs"}]},
+        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {}}}]},
+        {"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": 1}, "object": {}}},
+    ],
+)
+def test_malformed_events_raise_a_shape_error(event: dict[str, Any]) -> None:
+    with pytest.raises(EventShapeError):
+        objects_from_event(event)

@@ -1,0 +1,32 @@
+"""The layer that `make layer` built (and the plugin ships) passes the gate: ELF64 x86-64, GLIBC ≤ 2.17, abi3."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_built_wheel_and_layer_pass_the_gate(layer_gate: ModuleType) -> None:
+    subprocess.run([sys.executable, "layer/build.py"], cwd=ROOT, check=True, capture_output=True)
+    (wheel,) = (ROOT / "layer" / "build" / "wheels").glob("*.whl")
+    assert "-cp39-abi3-" in wheel.name
+    assert "manylinux_2_17_x86_64" in wheel.name
+    for artifact in (wheel, ROOT / "layer" / "dist" / "kiray-imaging-layer.zip"):
+        findings = layer_gate.verify(artifact)
+        binaries = [f for f in findings if f.kind != "wheel tags"]
+        assert [f.path.rsplit("/", 1)[-1] for f in binaries] == ["_core.abi3.so"]
+        (core,) = binaries
+        assert core.ok
+        assert core.kind.startswith("ELF64 x86-64")
+        assert core.max_glibc is not None
+        assert tuple(core.max_glibc[:2]) <= (2, 17)
+    with zipfile.ZipFile(wheel) as z:
+        tags = [line for line in z.read(next(n for n in z.namelist() if n.endswith("/WHEEL"))).decode().splitlines()
+                if line.startswith("Tag:")]  # fmt: skip
+    assert tags
+    assert all("cp39-abi3-manylinux" in t and t.endswith("x86_64") for t in tags), tags

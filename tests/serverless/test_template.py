@@ -1,0 +1,175 @@
+"""Static checks on the CloudFormation template that `sls package` produces: what real AWS would get.
+
+moto drops some of this wiring on deploy (layer attachment, bucket notifications), so it is checked here instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FUNCTIONS = {
+    "GenerateDashthumbnailLambdaFunction": "generate_thumbnail",
+    "GenerateDashmediumLambdaFunction": "generate_medium",
+}
+NOTIFICATION_KINDS = ("LambdaConfigurations", "QueueConfigurations", "TopicConfigurations")
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _filter_rules(config: dict[str, Any]) -> dict[str, str]:
+    rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+    return {r["Name"].lower(): r["Value"] for r in rules}
+
+
+def _events_overlap(a: str, b: str) -> bool:
+    def matches(pattern: str, event: str) -> bool:
+        return pattern == event or (pattern.endswith("*") and event.startswith(pattern[:-1]))
+
+    return matches(a, b) or matches(b, a)
+
+
+def overlapping_notifications(bucket_properties: dict[str, Any]) -> list[tuple[str, str]]:
+    """Pairs of notification configurations that S3 would reject with "Configurations overlap": same event type,
+    and prefixes and suffixes that can both match one key (one prefix starts the other, one suffix ends the other)."""
+    notification = bucket_properties.get("NotificationConfiguration", {})
+    configs = [(f"{kind}[{i}]", c) for kind in NOTIFICATION_KINDS for i, c in enumerate(notification.get(kind, []))]
+    overlaps = []
+    for (name_a, a), (name_b, b) in itertools.combinations(configs, 2):
+        if not _events_overlap(a["Event"], b["Event"]):
+            continue
+        fa, fb = _filter_rules(a), _filter_rules(b)
+        pa, pb = fa.get("prefix", ""), fb.get("prefix", "")
+        sa, sb = fa.get("suffix", ""), fb.get("suffix", "")
+        if (pa.startswith(pb) or pb.startswith(pa)) and (sa.endswith(sb) or sb.endswith(sa)):
+            overlaps.append((name_a, name_b))
+    return overlaps
+
+
+def lambda_config(event: str, prefix: str = "", suffix: str = "") -> dict[str, Any]:
+    rules = [{"Name": "prefix", "Value": prefix}] if prefix else []
+    rules += [{"Name": "suffix", "Value": suffix}] if suffix else []
+    return {"Event": event, "Function": "arn", "Filter": {"S3Key": {"Rules": rules}}}
+
+
+def test_the_overlap_check_catches_what_s3_rejects() -> None:
+    # The check itself: two functions on uploads/ for ObjectCreated overlap; distinct prefixes or events do not.
+    same = {
+        "NotificationConfiguration": {
+            "LambdaConfigurations": [
+                lambda_config("s3:ObjectCreated:*", "uploads/"),
+                lambda_config("s3:ObjectCreated:Put", "uploads/l1/"),
+            ]
+        }
+    }
+    assert overlapping_notifications(same) == [("LambdaConfigurations[0]", "LambdaConfigurations[1]")]
+    apart = {
+        "NotificationConfiguration": {
+            "LambdaConfigurations": [
+                lambda_config("s3:ObjectCreated:*", "uploads/"),
+                lambda_config("s3:ObjectCreated:*", "other/"),
+                lambda_config("s3:ObjectRemoved:*", "uploads/"),
+                lambda_config("s3:ObjectCreated:*", "x/", ".png"),
+            ]
+        }
+    }
+    assert overlapping_notifications(apart) == []
+    suffixes = {
+        "NotificationConfiguration": {
+            "QueueConfigurations": [
+                lambda_config("s3:ObjectCreated:*", "", ".jpg"),
+                lambda_config("s3:ObjectCreated:*", "", "a.jpg"),
+            ]
+        }
+    }
+    assert len(overlapping_notifications(suffixes)) == 1  # fmt: skip
+
+
+def test_no_two_s3_notification_configurations_overlap(template: dict[str, Any]) -> None:
+    buckets = resources(template, "AWS::S3::Bucket")
+    assert "PhotosBucket" in buckets
+    for name, bucket in buckets.items():
+        assert overlapping_notifications(bucket.get("Properties", {})) == [], name
+
+
+def test_uploads_fan_out_to_both_functions_through_eventbridge(template: dict[str, Any]) -> None:
+    photos = template["Resources"]["PhotosBucket"]["Properties"]
+    assert photos["NotificationConfiguration"]["EventBridgeConfiguration"] == {"EventBridgeEnabled": True}
+    bucket_name = photos["BucketName"]
+    targets = {}
+    for rule in resources(template, "AWS::Events::Rule").values():
+        pattern = rule["Properties"]["EventPattern"]
+        assert pattern["source"] == ["aws.s3"]
+        assert pattern["detail-type"] == ["Object Created"]
+        assert pattern["detail"]["bucket"]["name"] == [bucket_name]
+        assert pattern["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
+        for target in rule["Properties"]["Targets"]:
+            targets[target["Arn"]["Fn::GetAtt"][0]] = rule
+    assert set(targets) == set(FUNCTIONS)
+    # EventBridge may invoke each function (and only from its own rule).
+    permissions = resources(template, "AWS::Lambda::Permission").values()
+    invokable = {p["Properties"]["FunctionName"]["Fn::GetAtt"][0] for p in permissions
+                 if p["Properties"]["Principal"] == "events.amazonaws.com"}  # fmt: skip
+    assert invokable == set(FUNCTIONS)
+
+
+def test_functions_runtime_architecture_layer_and_limits(template: dict[str, Any]) -> None:
+    for logical, module in FUNCTIONS.items():
+        props = template["Resources"][logical]["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["x86_64"]
+        assert props["Handler"] == f"py_handlers/{module}.handler"
+        assert props["Layers"] == [{"Ref": "CoreLambdaLayer"}]
+        assert 512 <= props["MemorySize"] <= 3008
+        assert 10 <= props["Timeout"] <= 120
+        env = props["Environment"]["Variables"]
+        assert env["SOURCE_PREFIX"] == "uploads/"
+        assert env["DEST_PREFIX"] == "renditions/"
+        assert env["OUTPUT_FORMAT"] == "jpeg"
+    layer = template["Resources"]["CoreLambdaLayer"]["Properties"]
+    assert layer["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["CompatibleArchitectures"] == ["x86_64"]
+    for group in resources(template, "AWS::Logs::LogGroup").values():
+        assert group["Properties"]["RetentionInDays"] == 14
+
+
+def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
+    (role,) = resources(template, "AWS::IAM::Role").values()
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]
+    assert [(s["Action"], s["Resource"]) for s in s3] == [
+        (["s3:GetObject"], "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*"),
+        (["s3:PutObject"], "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*"),
+    ]
+    for s in statements:
+        assert s["Effect"] == "Allow"
+        assert all(a.split(":")[0] in ("s3", "logs") for a in s["Action"]), s
+        assert "*" not in s["Action"], s
+        assert "s3:*" not in s["Action"], s
+        assert "*" not in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]), s
+
+
+@pytest.mark.parametrize("function", ["generate-thumbnail", "generate-medium"])
+def test_function_zips_are_tiny_and_hold_only_their_handler(packaged: Path, function: str) -> None:
+    path = packaged / f"{function}.zip"
+    assert path.stat().st_size < 10 * 1024
+    with zipfile.ZipFile(path) as z:
+        assert z.namelist() == [f"py_handlers/{function.replace('-', '_')}.py"]
+
+
+def test_layer_zip_is_small_and_has_python_at_its_root(packaged: Path) -> None:
+    # The layer is a prebuilt artifact (package.artifact): packaging references it where the plugin built it.
+    path = Path(__file__).resolve().parents[2] / "layer" / "dist" / "kiray-imaging-layer.zip"
+    assert path.stat().st_size <= 3 * 1024 * 1024
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    assert all(n.startswith("python/") for n in names)
+    assert "python/kiray_imaging/_core.abi3.so" in names
+    assert "python/kiray_imaging/lambda_pipeline.py" in names
+    assert not any("boto3" in n for n in names)  # the runtime has it
