@@ -31,8 +31,9 @@ STAMP = BUILD / "inputs.sha256"
 DIST = ROOT / "layer" / "dist"
 LAYER_ZIP = DIST / "kiray-imaging-layer.zip"
 
-# One setting: the Lambda architecture. arm64 would be aarch64-unknown-linux-gnu (see README, "arm64").
-TARGET = "x86_64-unknown-linux-gnu"
+# Lambda architecture → Rust target. The architecture itself is one setting, `params.architecture` in
+# serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
+TARGETS = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
 MANYLINUX = "manylinux2014"
 INPUTS = ("Cargo.toml", "Cargo.lock", "pyproject.toml", "rust_core", "python")
 # Lambda allows 250 MB unzipped per function including layers; our own budget is far tighter.
@@ -57,7 +58,7 @@ def load_gate() -> ModuleType:
     return module
 
 
-def inputs_digest() -> str:
+def inputs_digest(target: str) -> str:
     digest = hashlib.sha256()
     for name in INPUTS:
         path = ROOT / name
@@ -67,18 +68,18 @@ def inputs_digest() -> str:
                 continue
             digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(f.read_bytes()).digest())
-    digest.update(f"{TARGET} {MANYLINUX}".encode())
+    digest.update(f"{target} {MANYLINUX}".encode())
     return digest.hexdigest()
 
 
-def build_wheel() -> Path:
+def build_wheel(target: str) -> Path:
     shutil.rmtree(WHEELS, ignore_errors=True)
     env = dict(os.environ)
     # maturin finds zig through `python -m ziglang` of the interpreter on PATH: make that this one.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = [
         sys.executable, "-m", "maturin", "build", "--release", "--zig",
-        "--target", TARGET, "--compatibility", MANYLINUX, "--out", str(WHEELS),
+        "--target", target, "--compatibility", MANYLINUX, "--out", str(WHEELS),
     ]  # fmt: skip
     log(" ".join(["maturin", *command[3:]]))
     started = time.monotonic()
@@ -90,13 +91,13 @@ def build_wheel() -> Path:
     return wheels[0]
 
 
-def current_wheel(force: bool) -> Path:
-    digest = inputs_digest()
+def current_wheel(target: str, force: bool) -> Path:
+    digest = inputs_digest(target)
     wheels = sorted(WHEELS.glob("*.whl"))
     if not force and len(wheels) == 1 and STAMP.is_file() and STAMP.read_text().strip() == digest:
         log(f"up to date: {wheels[0].name}")
         return wheels[0]
-    wheel = build_wheel()
+    wheel = build_wheel(target)
     STAMP.write_text(digest + "\n")
     return wheel
 
@@ -119,10 +120,12 @@ def zip_layer(wheel: Path, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild the wheel even if it looks up to date")
+    parser.add_argument("--architecture", choices=sorted(TARGETS), default="x86_64", help="Lambda architecture")
     args = parser.parse_args(argv)
     gate = load_gate()
+    gate.ARCH = args.architecture
 
-    wheel = current_wheel(args.force)
+    wheel = current_wheel(TARGETS[args.architecture], args.force)
     try:
         # Verify the wheel, then what actually ships: the zip.
         gate.verify(wheel)

@@ -37,7 +37,9 @@ class KirayLayerPlugin {
     const python = this.venvPython();
     if (!python) this.fail('no project virtualenv with maturin and ziglang: run `make setup` first');
     this.log.notice('kiray-layer: building and verifying the native layer');
-    const result = spawnSync(python, [path.join(this.root, 'layer', 'build.py')], {
+    // The architecture is one setting (provider.architecture); the build and the gate follow it.
+    const architecture = this.serverless.service.provider.architecture || 'x86_64';
+    const result = spawnSync(python, [path.join(this.root, 'layer', 'build.py'), '--architecture', architecture], {
       cwd: this.root,
       stdio: 'inherit',
     });
