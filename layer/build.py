@@ -22,7 +22,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "layer" / "build"
@@ -46,7 +46,7 @@ def log(message: str) -> None:
     print(f"layer: {message}", flush=True)
 
 
-def load_gate() -> ModuleType:
+def load_gate() -> Any:
     """The gate is stdlib-only and loaded by path: the package itself may not be importable on this host."""
     path = ROOT / "python" / "kiray_imaging" / "layer_gate.py"
     spec = importlib.util.spec_from_file_location("kiray_layer_gate", path)

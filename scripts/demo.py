@@ -86,11 +86,11 @@ def main() -> int:
             event_path = OUT / "events" / f"{function}.json"
             event_path.write_text(json.dumps(eventbridge_event(KEY, len(data), etag), indent=2))
             logs = invoke_local(function, event_path, env)
-            rendered = next(entry for entry in logs if entry.get("message") == "rendered")
-            body = s3.get_object(Bucket=BUCKET, Key=rendered["output_key"])["Body"].read()
-            target = OUT / f"{rendition}.jpg"
-            target.write_bytes(body)
-            rows.append((rendition, rendered, target, len(body)))
+            for rendered in (entry for entry in logs if entry.get("message") == "rendered"):
+                body = s3.get_object(Bucket=BUCKET, Key=rendered["output_key"])["Body"].read()
+                target = OUT / f"{rendition}.{rendered['output_format'].replace('jpeg', 'jpg')}"
+                target.write_bytes(body)
+                rows.append((rendition, rendered, target, len(body)))
         # The original upload must be untouched.
         assert s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == data, "the original upload changed"
 

@@ -17,11 +17,12 @@ from kiray_imaging._core import (
 )
 from kiray_imaging._core import __version__ as __version__
 from kiray_imaging.presets import PRESETS, Preset
-from kiray_imaging.rendering import Rendition, render
+from kiray_imaging.rendering import FORMATS, Rendition, render, render_formats
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "FORMATS",
     "PRESETS",
     "DecodeError",
     "ImageError",
@@ -30,5 +31,6 @@ __all__ = [
     "Rendition",
     "UnsupportedFormatError",
     "render",
+    "render_formats",
     "simd_level",
 ]

@@ -13,6 +13,7 @@ class LimitExceededError(ImageError): ...
 
 class StageTimings(TypedDict):
     decode: float
+    colour: float
     resize: float
     orient: float
     encode: float
@@ -36,9 +37,8 @@ def render(
     width: int,
     height: int,
     fit: str,
-    format: str = "jpeg",
-    quality: int = 82,
+    outputs: list[tuple[str, int]],
     max_pixels: int | None = None,
     max_input_bytes: int | None = None,
-) -> RawRendition: ...
+) -> list[RawRendition]: ...
 def simd_level() -> str: ...

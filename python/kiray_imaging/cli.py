@@ -26,11 +26,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _umask() -> int:
+    # Reading the umask means setting it: put it straight back (the CLI is single-threaded).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     # A crash or a full disk must never leave a half-written file at DEST.
     fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes the file owner-only (0600); DEST gets the mode a plain open() would give it.
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -22,7 +22,8 @@ class Settings:
     dest_bucket: str
     dest_prefix: str
     """Renditions are written under this prefix, e.g. ``renditions/``; never read back."""
-    output_format: str
+    output_formats: tuple[str, ...]
+    """``OUTPUT_FORMAT``: ``jpeg``, ``webp`` or both (``jpeg,webp``), encoded from one decode."""
     max_input_bytes: int
     max_pixels: int
     cache_control: str
@@ -57,14 +58,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         source_prefix=_prefix(env.get("SOURCE_PREFIX", "uploads/")),
         dest_bucket=env["DEST_BUCKET"],
         dest_prefix=_prefix(env.get("DEST_PREFIX", "renditions/")),
-        output_format=env.get("OUTPUT_FORMAT", "jpeg").strip().lower(),
+        output_formats=tuple(f.strip().lower() for f in env.get("OUTPUT_FORMAT", "jpeg").split(",") if f.strip()),
         max_input_bytes=_positive_int(env, "MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES),
         max_pixels=_positive_int(env, "MAX_PIXELS", DEFAULT_MAX_PIXELS),
         cache_control=env.get("CACHE_CONTROL", "public, max-age=31536000, immutable"),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
     )
-    if settings.output_format not in FORMATS:
-        raise ConfigError(f"OUTPUT_FORMAT: expected one of {FORMATS}, got {settings.output_format!r}")
+    unknown = [f for f in settings.output_formats if f not in FORMATS]
+    if unknown or not settings.output_formats or len(set(settings.output_formats)) != len(settings.output_formats):
+        raise ConfigError(
+            f"OUTPUT_FORMAT: expected distinct formats from {FORMATS}, comma-separated; "
+            f"got {env.get('OUTPUT_FORMAT')!r}"
+        )
     if settings.source_bucket == settings.dest_bucket and (
         settings.dest_prefix.startswith(settings.source_prefix)
         or settings.source_prefix.startswith(settings.dest_prefix)

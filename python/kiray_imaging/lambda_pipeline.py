@@ -22,7 +22,7 @@ from kiray_imaging import __version__, config, simd_level
 from kiray_imaging.logs import configure, log
 from kiray_imaging.output_keys import rendition_key
 from kiray_imaging.presets import Preset, resolve
-from kiray_imaging.rendering import render
+from kiray_imaging.rendering import render_formats
 from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Outcome:
     status: Status
     key: str
     detail: str = ""
-    output_key: str | None = None
+    output_keys: tuple[str, ...] = ()
 
 
 def s3_client() -> S3Client:
@@ -99,10 +99,10 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
     download_ms = _ms(started)
 
     try:
-        rendition = render(
+        renditions = render_formats(
             data,
             preset,
-            format=settings.output_format,
+            settings.output_formats,
             max_pixels=settings.max_pixels,
             max_input_bytes=settings.max_input_bytes,
         )
@@ -110,46 +110,50 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
         log(logging.ERROR, f"failed: {e}", **where, error_class=type(e).__name__, input_bytes=len(data))
         return Outcome("failed", obj.key, type(e).__name__)
 
-    out_key = rendition_key(
-        obj.key,
-        source_prefix=settings.source_prefix,
-        dest_prefix=settings.dest_prefix,
-        rendition=preset.name,
-        fmt=rendition.format,
-    )
-    started = time.perf_counter()
-    s3.put_object(
-        Bucket=settings.dest_bucket,
-        Key=out_key,
-        Body=rendition.data,
-        ContentType=rendition.content_type,
-        CacheControl=settings.cache_control,
-        # Metadata must be ASCII: the source key is stored percent-encoded.
-        Metadata={"source-etag": etag, "source-key": quote(obj.key, safe="/")},
-    )
-    upload_ms = _ms(started)
-    log(
-        logging.INFO,
-        "rendered",
-        **where,
-        output_bucket=settings.dest_bucket,
-        output_key=out_key,
-        source_format=rendition.source_format,
-        input_bytes=len(data),
-        input_width=rendition.source_width,
-        input_height=rendition.source_height,
-        orientation=rendition.orientation,
-        output_bytes=len(rendition.data),
-        output_width=rendition.width,
-        output_height=rendition.height,
-        shrink_on_load=rendition.shrink_on_load,
-        ms={
-            "download": download_ms,
-            **{k: round(v, 2) for k, v in rendition.timings_ms.items()},
-            "upload": upload_ms,
-        },
-    )
-    return Outcome("rendered", obj.key, output_key=out_key)
+    written = []
+    for rendition in renditions.values():
+        out_key = rendition_key(
+            obj.key,
+            source_prefix=settings.source_prefix,
+            dest_prefix=settings.dest_prefix,
+            rendition=preset.name,
+            fmt=rendition.format,
+        )
+        started = time.perf_counter()
+        s3.put_object(
+            Bucket=settings.dest_bucket,
+            Key=out_key,
+            Body=rendition.data,
+            ContentType=rendition.content_type,
+            CacheControl=settings.cache_control,
+            # Metadata must be ASCII: the source key is stored percent-encoded.
+            Metadata={"source-etag": etag, "source-key": quote(obj.key, safe="/")},
+        )
+        upload_ms = _ms(started)
+        written.append(out_key)
+        log(
+            logging.INFO,
+            "rendered",
+            **where,
+            output_bucket=settings.dest_bucket,
+            output_key=out_key,
+            output_format=rendition.format,
+            source_format=rendition.source_format,
+            input_bytes=len(data),
+            input_width=rendition.source_width,
+            input_height=rendition.source_height,
+            orientation=rendition.orientation,
+            output_bytes=len(rendition.data),
+            output_width=rendition.width,
+            output_height=rendition.height,
+            shrink_on_load=rendition.shrink_on_load,
+            ms={
+                "download": download_ms,
+                **{k: round(v, 2) for k, v in rendition.timings_ms.items()},
+                "upload": upload_ms,
+            },
+        )
+    return Outcome("rendered", obj.key, output_keys=tuple(written))
 
 
 def make_handler(preset_name: str) -> Handler:
@@ -175,7 +179,7 @@ def make_handler(preset_name: str) -> Handler:
         outcomes = [process_object(s3, settings, preset, obj) for obj in objects]
         return {
             "rendition": preset.name,
-            "rendered": [o.output_key for o in outcomes if o.status == "rendered"],
+            "rendered": [key for o in outcomes for key in o.output_keys],
             "skipped": [o.key for o in outcomes if o.status == "skipped"],
             "failed": [{"key": o.key, "error_class": o.detail} for o in outcomes if o.status == "failed"],
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-EXTENSIONS = {"jpeg": ".jpg"}
+EXTENSIONS = {"jpeg": ".jpg", "webp": ".webp"}
 
 
 def rendition_key(source_key: str, *, source_prefix: str, dest_prefix: str, rendition: str, fmt: str) -> str:

@@ -17,6 +17,11 @@ class Preset:
     """``cover`` fills the box and crops the overflow around the centre; ``inside`` keeps the whole picture."""
     quality: int
     """JPEG quality (mozjpeg scale), 1–100."""
+    webp_quality: int = 80
+    """WebP quality (libwebp scale, not comparable to JPEG's), 1–100."""
+
+    def quality_for(self, fmt: str) -> int:
+        return self.webp_quality if fmt == "webp" else self.quality
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -25,8 +30,9 @@ class Preset:
             raise ValueError(f"expected a box of at least 1x1, got {self.width}x{self.height}")
         if self.fit not in ("cover", "inside"):
             raise ValueError(f"expected fit 'cover' or 'inside', got {self.fit!r}")
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"expected quality in 1..100, got {self.quality}")
+        for name, quality in (("quality", self.quality), ("webp_quality", self.webp_quality)):
+            if not 1 <= quality <= 100:
+                raise ValueError(f"expected {name} in 1..100, got {quality}")
 
 
 PRESETS: dict[str, Preset] = {

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from kiray_imaging import _core
 from kiray_imaging.presets import Preset, resolve
 
-FORMATS = ("jpeg",)
+FORMATS = ("jpeg", "webp")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,49 @@ class Rendition:
     shrink_on_load: int
     """The JPEG DCT-domain shrink used while decoding (1, 2, 4 or 8; 1 = full decode)."""
     timings_ms: dict[str, float]
-    """Milliseconds per stage: decode, resize, orient, encode."""
+    """Milliseconds per stage: decode, colour, resize, orient, encode."""
+
+
+def _check(data: bytes | bytearray, formats: tuple[str, ...], limits: dict[str, int | None]) -> None:
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    if not formats:
+        raise ValueError("expected at least one format, got none")
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"expected format in {FORMATS}, got {fmt!r}")
+    if len(set(formats)) != len(formats):
+        raise ValueError(f"expected distinct formats, got {formats}")
+    for name, limit in limits.items():
+        if limit is not None and limit < 1:
+            raise ValueError(f"expected {name} ≥ 1, got {limit}")
+        if limit is not None and limit >= 2**63:
+            raise ValueError(f"expected {name} < 2**63, got {limit}")
+
+
+def render_formats(
+    data: bytes | bytearray,
+    preset: str | Preset,
+    formats: tuple[str, ...] = ("jpeg",),
+    *,
+    max_pixels: int | None = None,
+    max_input_bytes: int | None = None,
+) -> dict[str, Rendition]:
+    """Like ``render`` but encodes every format in ``formats`` from one decode and resize (e.g. the medium as
+    both JPEG and WebP). Returns the renditions by format name."""
+    p = resolve(preset)
+    formats = tuple(formats)
+    _check(data, formats, {"max_pixels": max_pixels, "max_input_bytes": max_input_bytes})
+    raws = _core.render(
+        data,
+        width=p.width,
+        height=p.height,
+        fit=p.fit,
+        outputs=[(fmt, p.quality_for(fmt)) for fmt in formats],
+        max_pixels=max_pixels,
+        max_input_bytes=max_input_bytes,
+    )
+    return {raw["format"]: _rendition(raw) for raw in raws}
 
 
 def render(
@@ -38,29 +80,16 @@ def render(
     max_pixels: int | None = None,
     max_input_bytes: int | None = None,
 ) -> Rendition:
-    """Decode, orient, resize and encode ``data`` for ``preset`` in one native call, with the GIL released.
+    """Decode, colour-manage, orient, resize and encode ``data`` for ``preset`` in one native call, with the GIL
+    released.
 
     Raises ``ImageError`` (``DecodeError``, ``UnsupportedFormatError``, ``LimitExceededError``) for bad images and
     ``ValueError`` for bad arguments. Limits default to ``DEFAULT_MAX_PIXELS`` and ``DEFAULT_MAX_INPUT_BYTES``.
     """
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError(f"expected bytes, got {type(data).__name__}")
-    p = resolve(preset)
-    if format not in FORMATS:
-        raise ValueError(f"expected format in {FORMATS}, got {format!r}")
-    for name, limit in (("max_pixels", max_pixels), ("max_input_bytes", max_input_bytes)):
-        if limit is not None and limit < 1:
-            raise ValueError(f"expected {name} ≥ 1, got {limit}")
-    raw = _core.render(
-        data,
-        width=p.width,
-        height=p.height,
-        fit=p.fit,
-        format=format,
-        quality=p.quality,
-        max_pixels=max_pixels,
-        max_input_bytes=max_input_bytes,
-    )
+    return render_formats(data, preset, (format,), max_pixels=max_pixels, max_input_bytes=max_input_bytes)[format]
+
+
+def _rendition(raw: _core.RawRendition) -> Rendition:
     return Rendition(
         data=raw["data"],
         width=raw["width"],
@@ -72,5 +101,5 @@ def render(
         source_height=raw["source_height"],
         orientation=raw["orientation"],
         shrink_on_load=raw["shrink_on_load"],
-        timings_ms={stage: raw["timings_ms"][stage] for stage in ("decode", "resize", "orient", "encode")},
+        timings_ms={stage: raw["timings_ms"][stage] for stage in ("decode", "colour", "resize", "orient", "encode")},
     )

@@ -48,6 +48,22 @@ impl Plan {
     pub fn scale(&self) -> f64 {
         f64::from(self.out_width) / self.crop_width
     }
+
+    /// This plan for a source decoded at 1/`denominator` of its stored size (JPEG shrink-on-load): same output size,
+    /// crop moved into the shrunk pixels, where stored x lies at x / denominator. Planning on the shrunk size itself
+    /// would not do: libjpeg rounds it up (ceil(w / d)), which skews the aspect ratio enough to change the output
+    /// by a pixel for many odd sizes.
+    pub fn shrunk(self, denominator: u32) -> Plan {
+        // A power of two: these divisions are exact, so the crop stays inside ceil(w / d) x ceil(h / d).
+        let d = f64::from(denominator);
+        Plan {
+            crop_left: self.crop_left / d,
+            crop_top: self.crop_top / d,
+            crop_width: self.crop_width / d,
+            crop_height: self.crop_height / d,
+            ..self
+        }
+    }
 }
 
 /// The target box in stored coordinates.
@@ -190,6 +206,20 @@ mod tests {
             }
         }
         assert_eq!(plan(20000, 1, N, MEDIUM).out_width, 1280);
+    }
+
+    #[test]
+    fn shrunk_plan_keeps_the_stored_output_size() {
+        // Planned on libjpeg's 1/2 decode (641x1285) this would be 639x1280; the rule on 1281x2570 says 638.
+        let p = plan(1281, 2570, N, MEDIUM);
+        assert_eq!((p.out_width, p.out_height), (638, 1280));
+        let s = p.shrunk(2);
+        assert_eq!((s.out_width, s.out_height), (638, 1280));
+        assert_eq!((s.crop_width, s.crop_height), (640.5, 1285.0));
+        assert!(!s.is_identity(641, 1285));
+        let c = plan(4000, 2000, N, THUMB).shrunk(4);
+        assert!((c.crop_left - 166.666_666).abs() < 1e-3 && c.crop_left + c.crop_width <= 1000.0);
+        assert!(plan(800, 400, N, MEDIUM).shrunk(1).is_identity(800, 400));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! This file is the plain Rust API; `python.rs` is the only file that knows about Python.
 
+mod colour;
 mod decode;
 mod encode;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod sniff;
 #[cfg(feature = "python")]
 mod python;
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -74,6 +76,7 @@ impl RenderOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StageTimings {
     pub decode: Duration,
+    pub colour: Duration,
     pub resize: Duration,
     pub orient: Duration,
     pub encode: Duration,
@@ -96,10 +99,48 @@ pub struct Rendition {
     pub timings: StageTimings,
 }
 
+/// One encoded output of a render: a format and its encoder quality (1–100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    pub format: OutputFormat,
+    pub quality: u8,
+}
+
 /// Renders `data` as described by `options`. Never panics: an internal bug surfaces as `Error::Internal`.
 pub fn render(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
+    let output = Output {
+        format: options.format,
+        quality: options.quality,
+    };
+    let mut renditions = render_formats(data, options, &[output])?;
+    Ok(renditions.remove(0))
+}
+
+/// Decodes, colour-manages, resizes and orients once, then encodes each of `outputs` (e.g. JPEG and WebP of the
+/// same medium). `options.format` and `options.quality` are not used: `outputs` replaces them.
+pub fn render_formats(
+    data: &[u8],
+    options: &RenderOptions,
+    outputs: &[Output],
+) -> Result<Vec<Rendition>> {
+    if outputs.is_empty() {
+        return Err(Error::InvalidArgument(
+            "expected at least one output format, got none".into(),
+        ));
+    }
+    for output in outputs {
+        RenderOptions {
+            format: output.format,
+            quality: output.quality,
+            ..*options
+        }
+        .validate()?;
+    }
     options.validate()?;
-    catch_unwind(AssertUnwindSafe(|| render_unchecked(data, options))).unwrap_or_else(|payload| {
+    catch_unwind(AssertUnwindSafe(|| {
+        render_unchecked(data, options, outputs)
+    }))
+    .unwrap_or_else(|payload| {
         let what = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
@@ -109,17 +150,37 @@ pub fn render(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
     })
 }
 
-fn render_unchecked(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
+fn render_unchecked(
+    data: &[u8],
+    options: &RenderOptions,
+    outputs: &[Output],
+) -> Result<Vec<Rendition>> {
     let target = options.target;
     let started = Instant::now();
-    let shrink =
-        |w: u32, h: u32, o: orient::Orientation| geometry::shrink_denominator(w, h, o, target);
+    // The denominator the decoder asked for; only JPEG shrinks on load, so for the others it stays 1.
+    let denominator = Cell::new(1);
+    let shrink = |w: u32, h: u32, o: orient::Orientation| {
+        let d = geometry::shrink_denominator(w, h, o, target);
+        denominator.set(d);
+        d
+    };
     let decoded = decode::decode(data, &options.limits, &shrink)?;
     let decoded_at = Instant::now();
 
-    let pixels = decoded.pixels;
-    let shrink_on_load = decoded.stored_width.div_ceil(pixels.width.max(1));
-    let plan = geometry::plan(pixels.width, pixels.height, decoded.orientation, target);
+    let mut pixels = decoded.pixels;
+    if let Some(icc) = &decoded.icc {
+        colour::rgb_to_srgb(&mut pixels, icc);
+    }
+    let coloured_at = Instant::now();
+    let shrink_on_load = denominator.get();
+    // Planned on the stored size (the size the preset rule speaks of), then mapped into the shrunk pixels.
+    let plan = geometry::plan(
+        decoded.stored_width,
+        decoded.stored_height,
+        decoded.orientation,
+        target,
+    )
+    .shrunk(shrink_on_load);
     // Opaque RGBA (common in PNG) is resized as RGB: a quarter less work and nothing to flatten later.
     let pixels = if pixels.layout == pixels::Layout::Rgba8 && !pixels.has_transparency() {
         let rgb = pixels
@@ -135,24 +196,33 @@ fn render_unchecked(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
     let resized_at = Instant::now();
     let oriented = orient::apply(resized, decoded.orientation);
     let oriented_at = Instant::now();
-    let bytes = encode::encode(&oriented, options.format, options.quality)?;
-    let encoded_at = Instant::now();
-
-    Ok(Rendition {
-        data: bytes,
-        width: oriented.width,
-        height: oriented.height,
-        format: options.format,
-        source_format: decoded.format,
-        source_width: decoded.stored_width,
-        source_height: decoded.stored_height,
-        orientation: decoded.orientation.value(),
-        shrink_on_load,
-        timings: StageTimings {
-            decode: decoded_at - started,
-            resize: resized_at - decoded_at,
-            orient: oriented_at - resized_at,
-            encode: encoded_at - oriented_at,
-        },
-    })
+    let shared = StageTimings {
+        decode: decoded_at - started,
+        colour: coloured_at - decoded_at,
+        resize: resized_at - coloured_at,
+        orient: oriented_at - resized_at,
+        encode: Duration::ZERO,
+    };
+    outputs
+        .iter()
+        .map(|output| {
+            let encode_started = Instant::now();
+            let bytes = encode::encode(&oriented, output.format, output.quality)?;
+            Ok(Rendition {
+                data: bytes,
+                width: oriented.width,
+                height: oriented.height,
+                format: output.format,
+                source_format: decoded.format,
+                source_width: decoded.stored_width,
+                source_height: decoded.stored_height,
+                orientation: decoded.orientation.value(),
+                shrink_on_load,
+                timings: StageTimings {
+                    encode: encode_started.elapsed(),
+                    ..shared
+                },
+            })
+        })
+        .collect()
 }

@@ -7,7 +7,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::{render as render_core, Error, Fit, Limits, OutputFormat, RenderOptions, Target};
+use crate::{
+    render_formats, Error, Fit, Limits, Output, OutputFormat, RenderOptions, Rendition, Target,
+};
 
 create_exception!(
     _core,
@@ -58,49 +60,26 @@ fn parse_fit(fit: &str) -> PyResult<Fit> {
 fn parse_format(format: &str) -> PyResult<OutputFormat> {
     match format {
         "jpeg" => Ok(OutputFormat::Jpeg),
+        "webp" => Ok(OutputFormat::Webp),
         other => Err(PyValueError::new_err(format!(
-            "expected format 'jpeg', got {other:?}"
+            "expected format 'jpeg' or 'webp', got {other:?}"
         ))),
     }
 }
 
-/// Renders one image. Returns a dict of bytes and facts; `kiray_imaging.render` wraps it in a `Rendition`.
-#[pyfunction]
-#[pyo3(signature = (data, *, width, height, fit, format = "jpeg", quality = 82, max_pixels = None, max_input_bytes = None))]
-#[allow(clippy::too_many_arguments)]
-fn render<'py>(
-    py: Python<'py>,
-    data: PyBackedBytes,
-    width: u32,
-    height: u32,
-    fit: &str,
-    format: &str,
-    quality: u8,
-    max_pixels: Option<u64>,
-    max_input_bytes: Option<usize>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let defaults = Limits::default();
-    let options = RenderOptions {
-        target: Target {
-            width,
-            height,
-            fit: parse_fit(fit)?,
-        },
-        format: parse_format(format)?,
-        quality,
-        limits: Limits {
-            max_pixels: max_pixels.unwrap_or(defaults.max_pixels),
-            max_input_bytes: max_input_bytes.unwrap_or(defaults.max_input_bytes),
-        },
-    };
-    let rendition = py.detach(|| render_core(&data, &options)).map_err(to_py)?;
-
+fn rendition_dict<'py>(py: Python<'py>, rendition: &Rendition) -> PyResult<Bound<'py, PyDict>> {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let t = &rendition.timings;
     let timings = PyDict::new(py);
-    timings.set_item("decode", ms(rendition.timings.decode))?;
-    timings.set_item("resize", ms(rendition.timings.resize))?;
-    timings.set_item("orient", ms(rendition.timings.orient))?;
-    timings.set_item("encode", ms(rendition.timings.encode))?;
+    for (stage, took) in [
+        ("decode", t.decode),
+        ("colour", t.colour),
+        ("resize", t.resize),
+        ("orient", t.orient),
+        ("encode", t.encode),
+    ] {
+        timings.set_item(stage, ms(took))?;
+    }
     let out = PyDict::new(py);
     out.set_item("data", PyBytes::new(py, &rendition.data))?;
     out.set_item("width", rendition.width)?;
@@ -117,6 +96,53 @@ fn render<'py>(
     out.set_item("shrink_on_load", rendition.shrink_on_load)?;
     out.set_item("timings_ms", timings)?;
     Ok(out)
+}
+
+/// Renders one image into each of `outputs` ((format, quality) pairs) from a single decode. Returns one dict of
+/// bytes and facts per output; `kiray_imaging.render` wraps them in `Rendition`s.
+#[pyfunction]
+#[pyo3(signature = (data, *, width, height, fit, outputs, max_pixels = None, max_input_bytes = None))]
+#[allow(clippy::too_many_arguments)]
+fn render<'py>(
+    py: Python<'py>,
+    data: PyBackedBytes,
+    width: u32,
+    height: u32,
+    fit: &str,
+    outputs: Vec<(String, u8)>,
+    max_pixels: Option<u64>,
+    max_input_bytes: Option<usize>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let defaults = Limits::default();
+    let outputs = outputs
+        .iter()
+        .map(|(format, quality)| {
+            Ok(Output {
+                format: parse_format(format)?,
+                quality: *quality,
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let options = RenderOptions {
+        target: Target {
+            width,
+            height,
+            fit: parse_fit(fit)?,
+        },
+        limits: Limits {
+            max_pixels: max_pixels.unwrap_or(defaults.max_pixels),
+            max_input_bytes: max_input_bytes.unwrap_or(defaults.max_input_bytes),
+        },
+        ..RenderOptions::new(Target {
+            width,
+            height,
+            fit: Fit::Inside,
+        })
+    };
+    let renditions = py
+        .detach(|| render_formats(&data, &options, &outputs))
+        .map_err(to_py)?;
+    renditions.iter().map(|r| rendition_dict(py, r)).collect()
 }
 
 /// The SIMD level the resizer picked on this CPU ("avx2", "sse4.1" or "none").

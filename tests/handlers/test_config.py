@@ -12,7 +12,11 @@ BASE = {"SOURCE_BUCKET": "b", "DEST_BUCKET": "b"}
 def test_defaults_and_prefix_normalisation() -> None:
     s = load({**BASE, "SOURCE_PREFIX": "/incoming", "DEST_PREFIX": "out"})
     assert (s.source_prefix, s.dest_prefix) == ("incoming/", "out/")
-    assert s.output_format == "jpeg"
+    assert s.output_formats == ("jpeg",)
+    assert load({**BASE, "SOURCE_PREFIX": "u/", "DEST_PREFIX": "r/", "OUTPUT_FORMAT": "JPEG, webp"}).output_formats == (
+        "jpeg",
+        "webp",
+    )
     assert s.max_input_bytes == 50 * 1024 * 1024
     assert s.max_pixels == 50_000_000
     assert "immutable" in s.cache_control
@@ -35,7 +39,10 @@ def test_same_prefix_in_another_bucket_is_fine() -> None:
     assert s.dest_bucket == "b"
 
 
-@pytest.mark.parametrize(("name", "value"), [("MAX_PIXELS", "0"), ("MAX_INPUT_BYTES", "ten"), ("OUTPUT_FORMAT", "bmp")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MAX_PIXELS", "0"), ("MAX_INPUT_BYTES", "ten"), ("OUTPUT_FORMAT", "bmp"), ("OUTPUT_FORMAT", "jpeg,jpeg")],
+)
 def test_bad_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load({**BASE, "SOURCE_PREFIX": "u/", "DEST_PREFIX": "r/", name: value})

@@ -91,7 +91,7 @@ def test_both_handlers_render_into_the_destination_prefix(s3: Any, capsys: pytes
     assert s3.get_object(Bucket=BUCKET, Key="uploads/l1/front door.JPG")["Body"].read() == original
     rendered = [line for line in log_lines(capsys.readouterr().out) if line["message"] == "rendered"]
     assert {line["rendition"] for line in rendered} == {"thumbnail", "medium"}
-    assert set(rendered[0]["ms"]) == {"download", "decode", "resize", "orient", "encode", "upload"}
+    assert set(rendered[0]["ms"]) == {"download", "decode", "colour", "resize", "orient", "encode", "upload"}
 
 
 def test_bad_image_is_logged_once_and_not_raised(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -131,7 +131,7 @@ def test_functions_runtime_architecture_layer_and_limits(template: dict[str, Any
         env = props["Environment"]["Variables"]
         assert env["SOURCE_PREFIX"] == "uploads/"
         assert env["DEST_PREFIX"] == "renditions/"
-        assert env["OUTPUT_FORMAT"] == "jpeg"
+        assert env["OUTPUT_FORMAT"] == {"generate_thumbnail": "jpeg", "generate_medium": "jpeg,webp"}[module]
     layer = template["Resources"]["CoreLambdaLayer"]["Properties"]
     assert layer["CompatibleRuntimes"] == ["python3.12"]
     assert layer["CompatibleArchitectures"] == ["x86_64"]

@@ -13,7 +13,13 @@ use crate::pixels::{Layout, Pixels};
 use crate::sniff::Format;
 
 fn err(e: gif::DecodingError) -> Error {
-    Error::Decode(format!("GIF: {e}"))
+    match e {
+        // The crate reports a frame bigger than our memory budget as out of memory: a limit, as for PNG and WebP.
+        gif::DecodingError::OutOfMemory | gif::DecodingError::MemoryLimit => Error::Limit(format!(
+            "GIF: {e} (a frame is larger than the memory limit)"
+        )),
+        other => Error::Decode(format!("GIF: {other}")),
+    }
 }
 
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
@@ -52,5 +58,6 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
         stored_width: width,
         stored_height: height,
         orientation: Orientation::NORMAL,
+        icc: None,
     })
 }

@@ -13,6 +13,7 @@ use crate::pixels::{Layout, Pixels};
 use crate::sniff::Format;
 
 const APP1: i32 = 0xE1;
+const APP2: i32 = 0xE2;
 const APP14: i32 = 0xEE;
 
 /// Owns a decompressor and the error manager it points at; destroying it frees libjpeg's memory on every path,
@@ -45,18 +46,40 @@ pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<
         .map_err(|msg| Error::Decode(format!("JPEG: {msg}")))?
 }
 
-/// The markers this decoder keeps: EXIF (orientation) and Adobe (how CMYK is stored).
+/// The markers this decoder keeps: EXIF (orientation), ICC (colour) and Adobe (how CMYK is stored).
 struct Markers {
     orientation: Orientation,
     adobe: bool,
+    icc: Option<Vec<u8>>,
+}
+
+/// Reassembles an ICC profile split over APP2 `ICC_PROFILE` chunks (each numbered i of n). Anything
+/// inconsistent — a missing or repeated chunk, disagreeing counts — means no profile rather than a wrong one.
+fn assemble_icc(chunks: &[(u8, u8, &[u8])]) -> Option<Vec<u8>> {
+    let count = chunks.first()?.1;
+    if count == 0 || chunks.len() != usize::from(count) || chunks.iter().any(|c| c.1 != count) {
+        return None;
+    }
+    let mut ordered: Vec<Option<&[u8]>> = vec![None; usize::from(count)];
+    for &(seq, _, data) in chunks {
+        let slot = ordered.get_mut(usize::from(seq).checked_sub(1)?)?;
+        if slot.replace(data).is_some() {
+            return None;
+        }
+    }
+    let parts: Option<Vec<&[u8]>> = ordered.into_iter().collect();
+    let profile = parts?.concat();
+    (profile.len() <= crate::colour::MAX_PROFILE_BYTES).then_some(profile)
 }
 
 unsafe fn read_markers(cinfo: &jpeg_decompress_struct) -> Markers {
     let mut markers = Markers {
         orientation: Orientation::NORMAL,
         adobe: false,
+        icc: None,
     };
     let mut exif_seen = false;
+    let mut icc_chunks = Vec::new();
     let mut marker = cinfo.marker_list;
     while !marker.is_null() {
         let m = &*marker;
@@ -65,11 +88,17 @@ unsafe fn read_markers(cinfo: &jpeg_decompress_struct) -> Markers {
             // Only the first EXIF block counts (later APP1s may be XMP or a thumbnail's EXIF).
             markers.orientation = orientation_from_exif(payload);
             exif_seen = true;
+        } else if i32::from(m.marker) == APP2
+            && payload.len() >= 14
+            && payload.starts_with(b"ICC_PROFILE\0")
+        {
+            icc_chunks.push((payload[12], payload[13], &payload[14..]));
         } else if i32::from(m.marker) == APP14 && payload.starts_with(b"Adobe") {
             markers.adobe = true;
         }
         marker = m.next;
     }
+    markers.icc = assemble_icc(&icc_chunks);
     markers
 }
 
@@ -79,6 +108,7 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -
     (*cinfo.common.mem).max_memory_to_use = c_long_from(allocation_budget(limits));
     jpeg_mem_src(cinfo, data.as_ptr(), data.len() as c_ulong);
     jpeg_save_markers(cinfo, APP1, 0xFFFF);
+    jpeg_save_markers(cinfo, APP2, 0xFFFF);
     jpeg_save_markers(cinfo, APP14, 0xFFFF);
     jpeg_read_header(cinfo, 1);
 
@@ -113,10 +143,17 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -
     // Reads to EOI, so data missing after the last needed scanline is still noticed.
     jpeg_finish_decompress(cinfo);
 
-    let rgb = if cmyk {
-        cmyk_to_rgb(&buffer, markers.adobe)
+    let (rgb, icc) = if cmyk {
+        // Photoshop (Adobe APP14) writes CMYK inverted; ICC and our fallback expect 0 = no ink.
+        if markers.adobe {
+            buffer.iter_mut().for_each(|v| *v = 255 - *v);
+        }
+        (
+            crate::colour::cmyk_to_srgb(&buffer, markers.icc.as_deref()),
+            None,
+        )
     } else {
-        buffer
+        (buffer, markers.icc)
     };
     Ok(Decoded {
         pixels: Pixels::new(width, height, Layout::Rgb8, rgb),
@@ -124,25 +161,10 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -
         stored_width,
         stored_height,
         orientation: markers.orientation,
+        icc,
     })
 }
 
 fn c_long_from(v: usize) -> std::ffi::c_long {
     std::ffi::c_long::try_from(v).unwrap_or(std::ffi::c_long::MAX)
-}
-
-/// Naive CMYK → RGB, used when no colour profile says better. Photoshop (Adobe APP14) stores CMYK inverted.
-fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
-    cmyk.chunks_exact(4)
-        .flat_map(|p| {
-            let [c, m, y, k] = if inverted {
-                [p[0], p[1], p[2], p[3]]
-            } else {
-                [255 - p[0], 255 - p[1], 255 - p[2], 255 - p[3]]
-            };
-            // Here c,m,y,k are "amount of light" (255 = no ink): RGB = (1-C)(1-K).
-            let mul = |a: u8, b: u8| ((u16::from(a) * u16::from(b) + 127) / 255) as u8;
-            [mul(c, k), mul(m, k), mul(y, k)]
-        })
-        .collect()
 }

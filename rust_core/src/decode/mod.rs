@@ -20,6 +20,8 @@ pub struct Decoded {
     pub stored_width: u32,
     pub stored_height: u32,
     pub orientation: Orientation,
+    /// The embedded ICC profile of RGB/grey pixels, still to be applied (CMYK is converted by the decoder).
+    pub icc: Option<Vec<u8>>,
 }
 
 /// Given the stored size and orientation, the largest power-of-two denominator the decoder may shrink by.

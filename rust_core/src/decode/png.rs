@@ -45,6 +45,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
         .as_deref()
         .map_or(Orientation::NORMAL, orientation_from_exif);
 
+    let icc = reader.info().icc_profile.as_deref().map(<[u8]>::to_vec);
     let (color, depth) = reader.output_color_type();
     if depth != BitDepth::Eight {
         return Err(Error::Decode(format!(
@@ -64,5 +65,6 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
         stored_width,
         stored_height,
         orientation,
+        icc,
     })
 }

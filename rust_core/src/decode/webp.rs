@@ -29,6 +29,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
         .exif_metadata()
         .map_err(err)?
         .map_or(Orientation::NORMAL, |exif| orientation_from_exif(&exif));
+    let icc = decoder.icc_profile().map_err(err)?;
     let size = decoder
         .output_buffer_size()
         .ok_or_else(|| Error::Limit("WebP: frame size overflows".into()))?;
@@ -45,5 +46,6 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
         stored_width: width,
         stored_height: height,
         orientation,
+        icc,
     })
 }

@@ -1,7 +1,8 @@
-//! Pixels → bytes in the requested format. Output is always freshly encoded and carries no metadata (no EXIF, no
+//! Pixels → bytes in the requested format (JPEG flattens alpha onto white; WebP keeps it). Output is always freshly encoded and carries no metadata (no EXIF, no
 //! GPS, no ICC: pixels are sRGB and untagged sRGB is what browsers assume).
 
 mod jpeg;
+mod webp;
 
 use crate::error::Result;
 use crate::pixels::{Layout, Pixels};
@@ -10,18 +11,22 @@ use crate::pixels::{Layout, Pixels};
 #[non_exhaustive]
 pub enum OutputFormat {
     Jpeg,
+    /// Lossy WebP; keeps alpha.
+    Webp,
 }
 
 impl OutputFormat {
     pub fn name(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Webp => "webp",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Webp => "image/webp",
         }
     }
 }
@@ -35,6 +40,7 @@ pub fn encode(pixels: &Pixels, format: OutputFormat, quality: u8) -> Result<Vec<
             };
             jpeg::encode_rgb(pixels.width, pixels.height, &rgb, quality)
         }
+        OutputFormat::Webp => webp::encode(pixels, quality),
     }
 }
 
