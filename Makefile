@@ -68,3 +68,22 @@ test: setup lint rust-test py-test ## every test and static check (what CI runs)
 
 clean: ## remove build outputs (keeps .venv and node_modules)
 	rm -rf target layer/build layer/dist .serverless out dist
+
+# --- Benchmarks (bench/) ---------------------------------------------------------------------------------------
+# Their own pins (bench/requirements.txt, bench/package.json): production's pip and npm installs stay small.
+.PHONY: quality bench-deps
+
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r bench/requirements.txt
+	touch $@
+
+bench/node_modules/.installed: bench/package.json bench/package-lock.json
+	npm ci --prefix bench --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The reports measure the core installed in .venv; one is built only when there is none (make setup refreshes it).
+bench-deps: $(VENV)/.bench-installed bench/node_modules/.installed
+	@$(PY) -c "import kiray_imaging" 2>/dev/null || $(MAKE) setup
+
+quality: bench-deps ## image fidelity vs sharp on ../shared/corpus → bench/results/quality.md (QUALITY_ARGS=--strict)
+	$(PY) -m bench.quality $(QUALITY_ARGS)

@@ -1,0 +1,500 @@
+"""The image-fidelity report: every corpus photo, every preset, our core and sharp, each scored against a reference.
+
+    python -m bench.quality [--corpus DIR] [--peers ours,sharp] [--presets thumbnail,medium] [--strict]
+
+For each photo and preset, each peer's JPEG is decoded with Pillow and compared with `bench.reference` at the
+JPEG's own size: SSIM on luma and PSNR on RGB (`bench.metrics`), next to its size in bytes. The verdict applies the
+goal "our SSIM ≥ sharp's, and our bytes ≤ sharp's at that SSIM", with the tolerances stated in the report header.
+The markdown table goes to bench/results/quality.md and to stdout; progress goes to stderr.
+
+It is a report: it exits 0 even when a row misses the goal, unless --strict is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import PIL
+from PIL import Image, features
+
+from bench import metrics
+from bench.peers import Job, Outcome, Peer, Rendered, Skipped
+from bench.peers.ours import Ours
+from bench.peers.sharp import Sharp, unavailable_reason
+from bench.reference import DEFAULT_CACHE_DIR, ReferenceError, References, RGBArray
+from kiray_imaging.presets import PRESETS, Preset
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
+DEFAULT_OUT = ROOT / "bench" / "results" / "quality.md"
+
+OURS = "ours"
+BASELINE = "sharp"
+# SSIM differences this small are below what the encoders' own rounding moves; "≥" must not hinge on them.
+SSIM_EPSILON = 0.0005
+# "Bytes within 3 % count as equal."
+BYTES_SLACK = 1.03
+
+PEERS: dict[str, Callable[[], Peer]] = {"ours": Ours, "sharp": Sharp}
+
+# The corpus folder also holds its documentation and checksums; everything else is tried and accounted for, so a
+# new format dropped in is reported rather than silently left out.
+_NOT_IMAGES = ("README", "SHA256SUMS", "LICENSE")
+_TEXT_SUFFIXES = (".md", ".txt", ".json", ".sha256")
+
+
+@dataclass(frozen=True)
+class Score:
+    width: int
+    height: int
+    bytes: int
+    ssim: float
+    psnr: float
+
+
+Result = Union[Score, Skipped]
+
+
+@dataclass(frozen=True)
+class IsoPoint:
+    """Our rendition re-encoded at the lowest JPEG quality whose SSIM reaches sharp's: bytes at equal fidelity."""
+
+    quality: int
+    bytes: int
+    ssim: float
+    reached: bool
+    """False when even quality 100 stays below the target (then this is the quality-100 point)."""
+
+
+def lowest_quality_reaching(
+    target: float, measure: Callable[[int], tuple[float, int]], known: dict[int, tuple[float, int]] | None = None
+) -> IsoPoint:
+    """Bisection over JPEG quality 1..100 for the lowest quality whose (SSIM, bytes) = measure(q) has SSIM ≥ target.
+
+    Assumes SSIM rises with quality, true of one encoder up to rounding noise; `known` seeds points already
+    measured (the preset's own quality), which halves the range before the first new encode.
+    """
+    seen = dict(known or {})
+
+    def at(q: int) -> tuple[float, int]:
+        if q not in seen:
+            seen[q] = measure(q)
+        return seen[q]
+
+    lo, hi = 1, 100
+    for q in sorted(seen):
+        if seen[q][0] >= target:
+            hi = min(hi, q)
+        else:
+            lo = max(lo, q + 1)
+    if lo > hi or at(hi)[0] < target:
+        ssim, size = at(100)
+        if ssim < target:
+            return IsoPoint(quality=100, bytes=size, ssim=ssim, reached=False)
+        lo, hi = 1, 100
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at(mid)[0] >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    ssim, size = at(hi)
+    return IsoPoint(quality=hi, bytes=size, ssim=ssim, reached=True)
+
+
+@dataclass
+class Row:
+    file: str
+    preset: str
+    results: dict[str, Result] = field(default_factory=dict)
+    reference_error: str | None = None
+    iso: IsoPoint | None = None
+    verdict: str = ""
+    miss: bool = False
+
+
+def corpus_files(corpus: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in corpus.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and not p.name.upper().startswith(_NOT_IMAGES)
+        and p.suffix.lower() not in _TEXT_SUFFIXES
+    )
+
+
+def decode_output(data: bytes) -> RGBArray:
+    """A peer's JPEG as float32 HxWx3 RGB, decoded by the same Pillow for every peer so no decoder is favoured."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float32)
+
+
+def score(rendered: Rendered, reference: Callable[[int, int], RGBArray]) -> Score:
+    pixels = decode_output(rendered.data)
+    height, width = pixels.shape[:2]
+    ref = reference(width, height)
+    return Score(
+        width=width,
+        height=height,
+        bytes=len(rendered.data),
+        ssim=metrics.ssim(pixels, ref),
+        psnr=metrics.psnr(pixels, ref),
+    )
+
+
+def judge(row: Row) -> tuple[str, bool]:
+    """The verdict for one row and whether it misses the goal (only a miss fails --strict)."""
+    ours = row.results.get(OURS)
+    base = row.results.get(BASELINE)
+    if ours is None or base is None:
+        return "—", False
+    if row.reference_error is not None and not (isinstance(ours, Skipped) and isinstance(base, Skipped)):
+        return "not scored: no reference", False
+    if isinstance(ours, Skipped):
+        if isinstance(base, Skipped):
+            return "not compared: neither reads it", False
+        if ours.unsupported:
+            return "not compared: format outside our scope", False
+        return "MISS: ours failed where sharp rendered", True
+    if isinstance(base, Skipped):
+        return "not compared: sharp cannot read it", False
+    misses = []
+    if ours.ssim < base.ssim - SSIM_EPSILON:
+        misses.append("SSIM")
+    if ours.bytes > base.bytes * BYTES_SLACK:
+        misses.append("bytes")
+    if misses:
+        return "MISS: " + ", ".join(misses), True
+    return "pass", False
+
+
+def evaluate(
+    files: Sequence[Path],
+    presets: Sequence[Preset],
+    peers: Sequence[Peer],
+    references: References,
+    outputs: Path,
+    log: Callable[[str], None] = lambda _: None,
+    *,
+    iso: bool = True,
+) -> list[Row]:
+    jobs_by_peer: dict[str, list[Job]] = {
+        peer.name: [Job(f, p, outputs / peer.name / f"{f.name}.{p.name}.jpg") for f in files for p in presets]
+        for peer in peers
+    }
+    outcomes: dict[str, list[Outcome]] = {}
+    for peer in peers:
+        start = time.monotonic()
+        outcomes[peer.name] = peer.render_all(jobs_by_peer[peer.name])
+        log(f"{peer.name}: rendered {len(files) * len(presets)} jobs in {time.monotonic() - start:.1f} s")
+
+    rows: list[Row] = []
+    index = 0
+    for f in files:
+        data = f.read_bytes()
+        log(f"scoring {f.name}")
+        for p in presets:
+            row = Row(file=f.name, preset=p.name)
+            for peer in peers:
+                outcome = outcomes[peer.name][index]
+                if isinstance(outcome, Skipped):
+                    row.results[peer.name] = outcome
+                    continue
+                try:
+                    row.results[peer.name] = score(outcome, _reference_of(references, data, p))
+                except ReferenceError as e:
+                    row.reference_error = str(e)
+            ours, base = row.results.get(OURS), row.results.get(BASELINE)
+            ours_peer = next((peer for peer in peers if isinstance(peer, Ours)), None)
+            if iso and ours_peer is not None and isinstance(ours, Score) and isinstance(base, Score):
+                row.iso = iso_point(ours_peer, f, p, ours, base.ssim, _reference_of(references, data, p), outputs)
+            row.verdict, row.miss = judge(row)
+            rows.append(row)
+            index += 1
+    return rows
+
+
+def _reference_of(references: References, data: bytes, preset: Preset) -> Callable[[int, int], RGBArray]:
+    return lambda width, height: references.get(data, preset, width, height)
+
+
+def iso_point(
+    ours: Ours,
+    source: Path,
+    preset: Preset,
+    at_preset: Score,
+    target: float,
+    reference: Callable[[int, int], RGBArray],
+    outputs: Path,
+) -> IsoPoint:
+    """Where our encoder lands at sharp's SSIM: the preset is only re-encoded at other qualities here, to measure,
+    never changed."""
+
+    def measure(quality: int) -> tuple[float, int]:
+        job = Job(
+            source,
+            replace(preset, quality=quality),
+            outputs / "ours-iso" / f"{source.name}.{preset.name}.q{quality}.jpg",
+        )
+        outcome = ours.render(job)
+        if isinstance(outcome, Skipped):
+            raise RuntimeError(
+                f"ours rendered {source.name} at the preset's quality but not at {quality}: {outcome.reason}"
+            )
+        s = score(outcome, reference)
+        return s.ssim, s.bytes
+
+    return lowest_quality_reaching(target, measure, {preset.quality: (at_preset.ssim, at_preset.bytes)})
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(peers: Sequence[Peer]) -> str:
+    versions: dict[str, str] = {}
+    for peer in peers:
+        versions.update(peer.versions())
+    versions["Pillow"] = f"{PIL.__version__} (LittleCMS {features.version('littlecms2')})"
+    versions["numpy"] = np.__version__
+    versions["Python"] = platform.python_version()
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
+
+
+def _fmt_ssim(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def _fmt_psnr(value: float) -> str:
+    return "∞" if value == float("inf") else f"{value:.2f}"
+
+
+def table(rows: Sequence[Row], peer_names: Sequence[str]) -> str:
+    compare = OURS in peer_names and BASELINE in peer_names
+    head = ["file", "preset"]
+    for name in peer_names:
+        head += [f"{name} size", f"{name} bytes", f"{name} SSIM", f"{name} PSNR dB"]
+    iso = compare and any(row.iso is not None for row in rows)
+    if compare:
+        head += ["ΔSSIM", "bytes ratio"]
+        if iso:
+            head += ["ours q @ sharp SSIM", "bytes ratio @ sharp SSIM"]
+        head.append("verdict")
+    align = ["---", "---"] + ["---:"] * (4 * len(peer_names))
+    if compare:
+        align += ["---:"] * (4 if iso else 2) + ["---"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    for row in rows:
+        cells = [f"`{row.file}`", row.preset]
+        for name in peer_names:
+            result = row.results.get(name)
+            if isinstance(result, Score):
+                cells += [
+                    f"{result.width}×{result.height}",
+                    str(result.bytes),
+                    _fmt_ssim(result.ssim),
+                    _fmt_psnr(result.psnr),
+                ]
+            else:
+                cells += ["—", "—", "—", "—"]
+        if compare:
+            ours, base = row.results.get(OURS), row.results.get(BASELINE)
+            if isinstance(ours, Score) and isinstance(base, Score):
+                cells += [f"{ours.ssim - base.ssim:+.4f}", f"{ours.bytes / base.bytes:.2f}"]
+            else:
+                cells += ["—", "—"]
+            if iso:
+                if row.iso is None or not isinstance(base, Score):
+                    cells += ["—", "—"]
+                elif row.iso.reached:
+                    cells += [f"q{row.iso.quality}", f"{row.iso.bytes / base.bytes:.2f}"]
+                else:
+                    cells += [f"> q100 ({_fmt_ssim(row.iso.ssim)})", "—"]
+            cells.append(f"**{row.verdict}**" if row.miss else row.verdict)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(
+    rows: Sequence[Row],
+    peer_names: Sequence[str],
+    *,
+    environment_line: str,
+    corpus: Path,
+    notes: dict[str, tuple[str, ...]],
+    seconds: float,
+) -> str:
+    compared = [
+        r for r in rows if isinstance(r.results.get(OURS), Score) and isinstance(r.results.get(BASELINE), Score)
+    ]
+    passed = [r for r in compared if not r.miss]
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "# Image fidelity: kiray-imaging vs sharp",
+        "",
+        f"Generated {generated} by `make quality` (`python -m bench.quality`) in {seconds:.0f} s on {cpu_model()}"
+        f" ({os.cpu_count()} cores).",
+        f"Versions: {environment_line}.",
+        f"Corpus: `{_shown(corpus)}`, {len({r.file for r in rows})} files × {len({r.preset for r in rows})} presets.",
+        "",
+        "Each rendition is decoded with Pillow and compared with a reference at its own size: full decode, EXIF"
+        " orientation, embedded ICC profile → sRGB (LittleCMS), alpha flattened onto white, 16-bit kept, float"
+        " Lanczos per channel, no quantisation (`bench/reference.py`). SSIM: Wang et al. 2004 (Gaussian 11×11,"
+        " σ 1.5, K1 0.01, K2 0.03) on BT.601 luma; PSNR over RGB.",
+        "",
+        f"Goal on every file: our SSIM ≥ sharp's and our bytes ≤ sharp's at that SSIM. A row **passes** when"
+        f" ours SSIM ≥ sharp SSIM − {SSIM_EPSILON} (a tolerance below encoder rounding noise) and ours bytes ≤"
+        f" sharp bytes × {BYTES_SLACK} (bytes within 3 % count as equal). ΔSSIM = ours − sharp; bytes ratio ="
+        " ours / sharp.",
+        "",
+        "The JPEG quality numbers of two encoders are different scales, so equal presets need not mean equal fidelity."
+        " The last two numeric columns re-encode ours (same preset, other JPEG qualities, for measurement only) at"
+        " the lowest quality whose SSIM reaches sharp's, and give our bytes there: the iso-SSIM size comparison.",
+        "",
+    ]
+    if compared:
+        out += [
+            f"**{len(passed)} of {len(compared)} compared rows pass**; {len(rows) - len(compared)} not compared.",
+            "",
+        ]
+    out += [table(rows, peer_names), ""]
+
+    skipped = [
+        (row, name, result) for row in rows for name, result in row.results.items() if isinstance(result, Skipped)
+    ]
+    unreferenced = [row for row in rows if row.reference_error is not None]
+    if skipped or unreferenced:
+        out += ["## Not rendered or not scored", ""]
+        seen: set[tuple[str, str, str]] = set()
+        for row, name, result in skipped:
+            key = (row.file, name, result.reason)
+            if key not in seen:
+                seen.add(key)
+                kind = "declines the format" if result.unsupported else "failed"
+                out.append(f"- `{row.file}` — {name} {kind}: {result.reason}")
+        for row in unreferenced:
+            key = (row.file, "reference", row.reference_error or "")
+            if key not in seen:
+                seen.add(key)
+                out.append(f"- `{row.file}` — no reference: {row.reference_error}")
+        out.append("")
+    noted = {name: n for name, n in notes.items() if n}
+    if noted:
+        out += ["## Reference notes", ""]
+        out += [f"- `{name}`: {'; '.join(n)}" for name, n in sorted(noted.items())]
+        out.append("")
+    return "\n".join(out)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path, ROOT)
+    except ValueError:
+        return str(path)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of photos (default: %(default)s)")
+    parser.add_argument(
+        "--peers", default="ours,sharp", help=f"comma-separated, from {sorted(PEERS)} (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--presets", default=",".join(PRESETS), help="comma-separated preset names (default: %(default)s)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path (default: %(default)s)")
+    parser.add_argument("--outputs", type=Path, help="keep every peer's renditions here (default: a temp dir)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="reference cache (default: %(default)s)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="recompute every reference, store none")
+    parser.add_argument("--no-iso", action="store_true", help="skip the iso-SSIM re-encodes of our renditions")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any row misses the goal")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"quality: {message}", file=sys.stderr, flush=True)
+
+    peer_names = [n.strip() for n in args.peers.split(",") if n.strip()]
+    unknown = sorted(set(peer_names) - set(PEERS))
+    if unknown or not peer_names:
+        log(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
+        return 2
+    if "sharp" in peer_names and (reason := unavailable_reason()) is not None:
+        log(f"sharp cannot run: {reason}. Run `make quality`, or pass --peers ours")
+        return 2
+    preset_names = [n.strip() for n in args.presets.split(",") if n.strip()]
+    if not preset_names or any(n not in PRESETS for n in preset_names):
+        log(f"expected presets from {sorted(PRESETS)}, got {args.presets!r}")
+        return 2
+    if not args.corpus.is_dir():
+        log(f"no corpus folder at {args.corpus}")
+        return 2
+    files = corpus_files(args.corpus)
+    if not files:
+        log(f"no files in {args.corpus}")
+        return 2
+
+    peers = [PEERS[name]() for name in peer_names]
+    presets = [PRESETS[name] for name in preset_names]
+    references = References(None if args.no_cache else args.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="kiray-quality-") as tmp:
+        outputs = args.outputs if args.outputs is not None else Path(tmp)
+        rows = evaluate(files, presets, peers, references, outputs, log, iso=not args.no_iso)
+        notes = {}
+        for f in files:
+            try:
+                notes[f.name] = references.notes(f.read_bytes())
+            except ReferenceError:
+                notes[f.name] = ()
+    text = report(
+        rows,
+        peer_names,
+        environment_line=environment(peers),
+        corpus=args.corpus,
+        notes=notes,
+        seconds=time.monotonic() - start,
+    )
+    _write_atomic(args.out, text)
+    print(text)
+    log(f"wrote {_shown(args.out)} in {time.monotonic() - start:.0f} s")
+    misses = [r for r in rows if r.miss]
+    if misses and args.strict:
+        log(f"{len(misses)} rows miss the goal (--strict)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
