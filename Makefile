@@ -61,7 +61,8 @@ lint: setup ## ruff, mypy --strict, stub check, rustfmt, clippy -D warnings
 rust-test: ## Rust unit and integration tests (no Python needed)
 	cargo test --no-default-features
 
-py-test: setup
+# bench-deps: the quality tool's own tests run its sharp peer for real, not skipped.
+py-test: setup bench-deps
 	$(PY) -m pytest
 
 test: setup lint rust-test py-test ## every test and static check (what CI runs)

@@ -451,12 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or not peer_names:
         log(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
         return 2
-    if "sharp" in peer_names and (reason := unavailable_reason()) is not None:
-        log(f"sharp cannot run: {reason}. Run `make quality`, or pass --peers ours")
-        return 2
+    # Arguments first, then the environment: a typo is reported as a typo wherever sharp is missing.
     preset_names = [n.strip() for n in args.presets.split(",") if n.strip()]
     if not preset_names or any(n not in PRESETS for n in preset_names):
         log(f"expected presets from {sorted(PRESETS)}, got {args.presets!r}")
+        return 2
+    if "sharp" in peer_names and (reason := unavailable_reason()) is not None:
+        log(f"sharp cannot run: {reason}. Run `make quality`, or pass --peers ours")
         return 2
     if not args.corpus.is_dir():
         log(f"no corpus folder at {args.corpus}")
