@@ -16,7 +16,8 @@ class Preset:
     fit: Fit
     """``cover`` fills the box and crops the overflow around the centre; ``inside`` keeps the whole picture."""
     quality: int
-    """JPEG quality (mozjpeg scale), 1–100."""
+    """JPEG quality, 1–100, on libjpeg's scale (the Annex K tables scaled as libjpeg-turbo, and so sharp, scale them):
+    the same number gives the same quantisation as sharp's."""
     webp_quality: int = 80
     """WebP quality (libwebp scale, not comparable to JPEG's), 1–100."""
 

@@ -125,25 +125,27 @@ fn jpeg_output_renders_again() {
     assert_jpeg(&thumb, (400, 300));
     assert_eq!(thumb.source_format, Format::Jpeg);
     assert_eq!((thumb.source_width, thumb.source_height), (1600, 1200));
-    // 1600x1200 → 400x300 is a scale of exactly 1/4, so libjpeg may decode at 1/4 and the resize stays a downscale.
-    assert_eq!(thumb.shrink_on_load, 4);
+    // 1600x1200 → 400x300 is a scale of exactly 1/4: a 1/4 decode would leave 1 px per output px, under the
+    // 1.5 margin, so libjpeg decodes at 1/2 and the final resize is a 2x downscale.
+    assert_eq!(thumb.shrink_on_load, 2);
 }
 
 #[test]
 fn shrink_on_load_keeps_the_size_the_rule_gives() {
-    // An odd-sized JPEG: libjpeg's 1/2 decode is 641x1285 (rounded up), a hair wider than 1281x2570.
+    // An odd-sized JPEG: libjpeg's 1/2 decode is 961x1928 (rounded up), a hair wider than 1921x3855.
     let whole = Target {
         width: 4000,
         height: 4000,
         fit: Fit::Inside,
     };
-    let jpeg = render(&png(1281, 2570, None), &options(whole)).unwrap();
-    assert_jpeg(&jpeg, (1281, 2570));
+    let jpeg = render(&png(1921, 3855, None), &options(whole)).unwrap();
+    assert_jpeg(&jpeg, (1921, 3855));
 
     let medium = render(&jpeg.data, &options(MEDIUM)).unwrap();
 
+    // Scale 1280 / 3855 ≈ 0.332: the 1/2 decode keeps 1.506 px per output px, just over the 1.5 margin.
     assert_eq!(medium.shrink_on_load, 2);
-    // 1281 · 1280 / 2570 = 638.006: the same size a PNG of this picture gets.
+    // 1921 · 1280 / 3855 = 637.84: the same size a PNG of this picture gets.
     assert_jpeg(&medium, (638, 1280));
 }
 

@@ -235,20 +235,21 @@ def test_jpeg_variant(
         assert_quadrants(im, ARROW)
 
 
-@pytest.mark.parametrize(("preset_name", "shrink"), [("thumbnail", 8), ("medium", 2)])
+@pytest.mark.parametrize(("preset_name", "shrink"), [("thumbnail", 4), ("medium", 2)])
 def test_jpeg_shrink_on_load(preset_name: str, shrink: int) -> None:
-    # 3200x2400 → 400x300 is exactly 1/8; → 1280x960 is 0.4, where 1/4 would leave fewer pixels than the output.
-    r = render(images.jpeg(images.arrow_picture((3200, 2400))), preset_name)
+    # Each decode keeps at least 1.5 source px per output px: 4000x3000 → 400x300 is 1/10, so 1/4 (2.5 px) but not
+    # 1/8 (1.25 px); → 1280x960 is 0.32, so 1/2 (1.56 px) but not 1/4 (0.78 px).
+    r = render(images.jpeg(images.arrow_picture((4000, 3000))), preset_name)
 
     assert r.shrink_on_load == shrink
-    assert_quadrants(check_output(r, expected_size(3200, 2400, PRESETS[preset_name])), ARROW)
+    assert_quadrants(check_output(r, expected_size(4000, 3000, PRESETS[preset_name])), ARROW)
 
 
 @pytest.mark.parametrize(
     ("size", "shrink"),
     # Odd sizes where libjpeg's shrunk size (rounded up: ceil(w/d)) has a slightly different aspect ratio from the
     # stored one: planning on it would make the short side one pixel longer than the rule says.
-    [((1281, 2570), 2), ((2570, 1281), 2), ((5124, 113), 4), ((4001, 2003), 2)],
+    [((1921, 3855), 2), ((3855, 1921), 2), ((7683, 113), 4), ((4001, 2003), 2)],
     ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else str(v),
 )
 def test_jpeg_shrink_on_load_keeps_the_planned_size(size: tuple[int, int], shrink: int) -> None:
@@ -263,8 +264,8 @@ def test_jpeg_shrink_on_load_keeps_the_planned_size(size: tuple[int, int], shrin
 
 
 def test_shrink_on_load_reports_the_denominator_used() -> None:
-    # 9 columns at 1/8 decode to ceil(9/8) = 2, and 9/2 rounded up is 5: not a denominator libjpeg can use.
-    r = render(images.jpeg(Image.new("RGB", (9, 20000), COLOUR)), "medium")
+    # 13 columns at 1/8 decode to ceil(13/8) = 2, and 13/2 rounded up is 7: not a denominator libjpeg can use.
+    r = render(images.jpeg(Image.new("RGB", (13, 20000), COLOUR)), "medium")
 
     assert r.shrink_on_load == 8
     assert images.close(images.mean_colour(check_output(r, (1, 1280))), COLOUR, TOLERANCE)
