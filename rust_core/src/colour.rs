@@ -10,6 +10,9 @@ use crate::pixels::{Layout, Pixels};
 /// Profiles larger than this are not real camera or phone profiles; they are not parsed.
 pub const MAX_PROFILE_BYTES: usize = 4 << 20;
 
+/// Pixels converted per transform call (see `rgb_to_srgb`).
+const CHUNK_PIXELS: usize = 16 * 1024;
+
 fn parse(icc: &[u8]) -> Option<ColorProfile> {
     if icc.len() > MAX_PROFILE_BYTES {
         return None;
@@ -65,17 +68,23 @@ pub fn rgb_to_srgb(pixels: &mut Pixels, icc: &[u8]) -> bool {
             ) else {
                 return false;
             };
-            let mut out = vec![0u8; pixels.data.len()];
-            if transform.transform(&pixels.data, &mut out).is_err() {
-                return false;
+            // In place, a chunk at a time through a small scratch buffer: a second full-size copy of a 49 MP image
+            // would be another 150 MB. (A transform fails only on slices of unequal or partial-pixel length, which
+            // whole-pixel chunks never are, so no chunk is left half converted.)
+            let channels = pixels.layout.channels();
+            let mut scratch = vec![0u8; CHUNK_PIXELS * channels];
+            for chunk in pixels.data.chunks_mut(CHUNK_PIXELS * channels) {
+                let out = &mut scratch[..chunk.len()];
+                if transform.transform(chunk, out).is_err() {
+                    return false;
+                }
+                chunk.copy_from_slice(out);
             }
-            pixels.data = out;
             true
         }
         // Grey pixels were expanded to RGB by the decoder; the grey channel is any one of the three.
         DataColorSpace::Gray => {
             let channels = pixels.layout.channels();
-            let grey: Vec<u8> = pixels.data.chunks_exact(channels).map(|p| p[0]).collect();
             let Ok(transform) = profile.create_transform_8bit(
                 CmsLayout::Gray,
                 &srgb,
@@ -84,16 +93,19 @@ pub fn rgb_to_srgb(pixels: &mut Pixels, icc: &[u8]) -> bool {
             ) else {
                 return false;
             };
-            let mut rgb = vec![0u8; grey.len() * 3];
-            if transform.transform(&grey, &mut rgb).is_err() {
-                return false;
-            }
-            for (dst, src) in pixels
-                .data
-                .chunks_exact_mut(channels)
-                .zip(rgb.chunks_exact(3))
-            {
-                dst[..3].copy_from_slice(src);
+            // Chunk by chunk, as above: no full-size grey and RGB copies.
+            let mut grey = Vec::with_capacity(CHUNK_PIXELS);
+            let mut rgb = vec![0u8; CHUNK_PIXELS * 3];
+            for chunk in pixels.data.chunks_mut(CHUNK_PIXELS * channels) {
+                grey.clear();
+                grey.extend(chunk.chunks_exact(channels).map(|p| p[0]));
+                let rgb = &mut rgb[..grey.len() * 3];
+                if transform.transform(&grey, rgb).is_err() {
+                    return false;
+                }
+                for (dst, src) in chunk.chunks_exact_mut(channels).zip(rgb.chunks_exact(3)) {
+                    dst[..3].copy_from_slice(src);
+                }
             }
             true
         }

@@ -181,17 +181,7 @@ fn render_unchecked(
         target,
     )
     .shrunk(shrink_on_load);
-    // Opaque RGBA (common in PNG) is resized as RGB: a quarter less work and nothing to flatten later.
-    let pixels = if pixels.layout == pixels::Layout::Rgba8 && !pixels.has_transparency() {
-        let rgb = pixels
-            .data
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
-        pixels::Pixels::new(pixels.width, pixels.height, pixels::Layout::Rgb8, rgb)
-    } else {
-        pixels
-    };
+    // (Opaque RGBA was already narrowed to RGB by the decoder, in place: see decode::settle_alpha.)
     let resized = resize::resize(pixels, &plan)?;
     let resized_at = Instant::now();
     let oriented = orient::apply(resized, decoded.orientation);

@@ -8,7 +8,18 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
 
 /// The panic payload that carries libjpeg's message out of the C stack.
-struct LibjpegFailure(String);
+struct LibjpegFailure(Failure);
+
+/// Why a libjpeg call stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// libjpeg's message code (`JERR_*`/`JWRN_*`), so a caller can tell "unsupported" from "corrupt"; `None` when
+    /// our own callback stopped it (see `fail`).
+    pub code: Option<c_int>,
+    /// libjpeg's first message parameter (e.g. the marker of `JERR_UNKNOWN_MARKER`).
+    pub param: c_int,
+    pub message: String,
+}
 
 /// libjpeg warnings that do not mean missing or damaged pixels: tolerated. Every other warning (premature end of
 /// data, corrupt entropy data, a scan hitting a marker early) is treated as an error, so a truncated upload is a
@@ -35,8 +46,22 @@ fn message(cinfo: &mut jpeg_common_struct) -> String {
         .unwrap_or_else(|_| "libjpeg error".to_owned())
 }
 
+/// The failure libjpeg is reporting through `cinfo.err` right now.
+fn current_failure(cinfo: &mut jpeg_common_struct) -> Failure {
+    // SAFETY: see `message`; msg_parm is a C union of ints and strings, read as ints (always initialised memory).
+    let (code, param) = unsafe {
+        let err = &mut *cinfo.err;
+        (err.msg_code, (*err.msg_parm.i())[0])
+    };
+    Failure {
+        code: Some(code),
+        param,
+        message: message(cinfo),
+    }
+}
+
 unsafe extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
-    resume_unwind(Box::new(LibjpegFailure(message(cinfo))));
+    resume_unwind(Box::new(LibjpegFailure(current_failure(cinfo))));
 }
 
 unsafe extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
@@ -45,7 +70,7 @@ unsafe extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: 
         // SAFETY: see `message`.
         let code = unsafe { (*cinfo.err).msg_code };
         if !TOLERATED_WARNINGS.contains(&code) {
-            resume_unwind(Box::new(LibjpegFailure(message(cinfo))));
+            resume_unwind(Box::new(LibjpegFailure(current_failure(cinfo))));
         }
     }
 }
@@ -65,8 +90,24 @@ pub fn new_error_manager() -> Box<jpeg_error_mgr> {
     err
 }
 
+/// Stops the libjpeg call in progress from one of our own callbacks (a progress monitor), exactly as a libjpeg
+/// error would: by unwinding to `catch`/`catch_failure`, which return it with `code: None`. Only call this from a
+/// `C-unwind` callback that libjpeg invoked inside one of those.
+pub fn fail(message: String) -> ! {
+    resume_unwind(Box::new(LibjpegFailure(Failure {
+        code: None,
+        param: 0,
+        message,
+    })))
+}
+
 /// Runs libjpeg calls, turning a libjpeg failure into `Err(message)`. Any other panic keeps unwinding.
 pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_failure(f).map_err(|failure| failure.message)
+}
+
+/// Like `catch`, keeping libjpeg's message code so the caller can classify the failure.
+pub fn catch_failure<T>(f: impl FnOnce() -> T) -> Result<T, Failure> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
         Err(payload) => match payload.downcast::<LibjpegFailure>() {

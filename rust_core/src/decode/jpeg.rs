@@ -1,10 +1,10 @@
 //! JPEG via libjpeg-turbo (mozjpeg-sys): DCT-domain shrink-on-load, strict about damaged data.
 
-use std::ffi::c_ulong;
+use std::ffi::{c_int, c_ulong};
 
 use mozjpeg_sys::*;
 
-use super::{allocation_budget, Decoded, ShrinkPolicy};
+use super::{memory_budget, Decoded, ShrinkPolicy};
 use crate::error::{Error, Result};
 use crate::libjpeg;
 use crate::limits::Limits;
@@ -12,25 +12,61 @@ use crate::orient::{orientation_from_exif, Orientation};
 use crate::pixels::{Layout, Pixels};
 use crate::sniff::Format;
 
-const APP1: i32 = 0xE1;
-const APP2: i32 = 0xE2;
-const APP14: i32 = 0xEE;
+const APP1: u8 = 0xE1;
+const APP2: u8 = 0xE2;
+const APP14: u8 = 0xEE;
 
-/// Owns a decompressor and the error manager it points at; destroying it frees libjpeg's memory on every path,
-/// including an unwinding error.
+/// How many scans libjpeg may read. Every scan of a progressive JPEG makes libjpeg visit every block of the
+/// components it covers, and the format allows ~900 valid scans per component that cost a few bytes each (runs of
+/// empty blocks): a 60 KB file of 883 scans over 4000x4000 took 3.8 s of CPU, the same over 49 MP ~12 s. So the
+/// scans of one image may visit `SCAN_WORK` blocks (about 0.7 s), but never fewer than `MIN_SCANS` scans — more than
+/// any encoder writes (libjpeg's default script has 10) — nor more than `MAX_SCANS`, where Skia and LibreOffice stop.
+const MAX_SCANS: c_int = 100;
+const MIN_SCANS: c_int = 32;
+const SCAN_WORK: u64 = 40_000_000;
+
+/// libjpeg's progress manager, with the scan limit our monitor reads (libjpeg hands the monitor only `cinfo`, whose
+/// `progress` points at the manager, and the manager is the first field: repr(C) makes that pointer this struct's).
+#[repr(C)]
+struct ScanLimit {
+    manager: jpeg_progress_mgr,
+    max_scans: c_int,
+}
+
+/// Owns a decompressor and the error and progress managers it points at; destroying it frees libjpeg's memory on
+/// every path, including an unwinding error.
 struct Decompress {
     cinfo: Box<jpeg_decompress_struct>,
+    // Dropped after `cinfo` is destroyed (`Drop::drop` runs before the fields are dropped), so libjpeg never holds
+    // a dangling pointer to either.
     _err: Box<jpeg_error_mgr>,
+    scan_limit: Box<ScanLimit>,
 }
 
 impl Decompress {
     fn new() -> Self {
         let mut err = libjpeg::new_error_manager();
+        let mut scan_limit = Box::new(ScanLimit {
+            manager: jpeg_progress_mgr {
+                progress_monitor: Some(limit_scans),
+                pass_counter: 0,
+                pass_limit: 0,
+                completed_passes: 0,
+                total_passes: 0,
+            },
+            max_scans: MAX_SCANS,
+        });
         // SAFETY: zeroed is the documented initial state before jpeg_create_decompress.
         let mut cinfo: Box<jpeg_decompress_struct> = Box::new(unsafe { std::mem::zeroed() });
         cinfo.common.err = &mut *err;
         unsafe { jpeg_create_decompress(&mut *cinfo) };
-        Self { cinfo, _err: err }
+        // After create, which zeroes the struct's other fields.
+        cinfo.common.progress = &mut scan_limit.manager;
+        Self {
+            cinfo,
+            _err: err,
+            scan_limit,
+        }
     }
 }
 
@@ -41,9 +77,74 @@ impl Drop for Decompress {
     }
 }
 
+/// libjpeg's progress hook, called before each chunk of input it absorbs (for a multi-scan file, every iMCU row of
+/// every scan): stops the decode once the file has started more scans than its limit.
+unsafe extern "C-unwind" fn limit_scans(cinfo: &mut jpeg_common_struct) {
+    // SAFETY: only ever installed on a decompressor, whose struct begins with its jpeg_common_struct, and with
+    // `progress` pointing at the manager inside a live `ScanLimit` (both repr(C), first fields).
+    let (scans, max) = unsafe {
+        let d = &*(cinfo as *mut jpeg_common_struct).cast::<jpeg_decompress_struct>();
+        let limit = &*d.common.progress.cast::<ScanLimit>();
+        (d.input_scan_number, limit.max_scans)
+    };
+    if scans > max {
+        libjpeg::fail(format!(
+            "more than {max} progressive scans, the limit for this image's size (encoders write a few dozen at most)"
+        ));
+    }
+}
+
+/// The scan limit for an image of `blocks` DCT blocks in all (see `SCAN_WORK`).
+fn max_scans(blocks: u64) -> c_int {
+    let by_work = SCAN_WORK / blocks.max(1);
+    c_int::try_from(by_work)
+        .unwrap_or(MAX_SCANS)
+        .clamp(MIN_SCANS, MAX_SCANS)
+}
+
 pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
-    libjpeg::catch(|| unsafe { decode_inner(data, limits, shrink) })
-        .map_err(|msg| Error::Decode(format!("JPEG: {msg}")))?
+    libjpeg::catch_failure(|| unsafe { decode_inner(data, limits, shrink) }).map_err(classify)?
+}
+
+/// Which error a libjpeg failure is: a JPEG variant libjpeg was built without is unsupported (not damaged), running
+/// out of the memory budget or of scans is a limit, anything else is a damaged file.
+fn classify(failure: libjpeg::Failure) -> Error {
+    let message = failure.message;
+    let Some(code) = failure.code else {
+        // Our own callback stopped libjpeg: the scan limit.
+        return Error::Limit(format!("JPEG: {message}"));
+    };
+    let is = |c: J_MESSAGE_CODE| code == c as c_int;
+    if is(JERR_ARITH_NOTIMPL) {
+        Error::Unsupported("JPEG: arithmetic-coded JPEG is not supported".into())
+    } else if is(JERR_BAD_PRECISION) {
+        Error::Unsupported(format!(
+            "JPEG: {}-bit samples are not supported (only 8-bit)",
+            failure.param
+        ))
+    } else if is(JERR_SOF_UNSUPPORTED) {
+        let process = match failure.param {
+            0xC3 => "lossless",
+            0xCB => "arithmetic-coded lossless",
+            0xC5..=0xC7 => "hierarchical",
+            0xCD..=0xCF => "arithmetic-coded hierarchical",
+            _ => "this kind of",
+        };
+        Error::Unsupported(format!("JPEG: {process} JPEG is not supported ({message})"))
+    } else if is(JERR_UNKNOWN_MARKER) && failure.param == 0xF7 {
+        // SOF55 starts a JPEG-LS frame: a different codec behind the same FF D8 magic.
+        Error::Unsupported("JPEG: JPEG-LS is not supported".into())
+    } else if is(JERR_IMAGE_TOO_BIG) {
+        // A side over 65500: refused from the frame header, like our own pixel limit.
+        Error::Limit(format!("JPEG: {message}"))
+    } else if is(JERR_NO_BACKING_STORE) || is(JERR_OUT_OF_MEMORY) {
+        // Backing store: a multi-scan image whose coefficients do not fit `max_memory_to_use`.
+        Error::Limit(format!(
+            "JPEG: decoding would exceed the memory limit ({message})"
+        ))
+    } else {
+        Error::Decode(format!("JPEG: {message}"))
+    }
 }
 
 /// The markers this decoder keeps: EXIF (orientation), ICC (colour) and Adobe (how CMYK is stored).
@@ -67,12 +168,18 @@ fn assemble_icc(chunks: &[(u8, u8, &[u8])]) -> Option<Vec<u8>> {
             return None;
         }
     }
-    let parts: Option<Vec<&[u8]>> = ordered.into_iter().collect();
-    let profile = parts?.concat();
-    (profile.len() <= crate::colour::MAX_PROFILE_BYTES).then_some(profile)
+    let parts: Vec<&[u8]> = ordered.into_iter().collect::<Option<_>>()?;
+    // Measured before concatenating: a 16 MB chain of chunks is refused without being copied.
+    let size: usize = parts.iter().map(|p| p.len()).sum();
+    (size <= crate::colour::MAX_PROFILE_BYTES).then(|| parts.concat())
 }
 
-unsafe fn read_markers(cinfo: &jpeg_decompress_struct) -> Markers {
+/// Reads the metadata segments before the first scan straight from the bytes, walking segment lengths the way
+/// libjpeg does (skipping stray bytes and fill 0xFFs before a marker), in one linear pass that copies nothing but
+/// the ICC profile. Not `jpeg_save_markers`: libjpeg appends each saved marker by walking its list from the head,
+/// so a 500 KB upload of 100 000 one-byte APP1 segments kept it busy for minutes (quadratic); unsaved, it skips
+/// them in constant time each. A segment cut short by the end of the data is left to libjpeg to report.
+fn read_markers(data: &[u8]) -> Markers {
     let mut markers = Markers {
         orientation: Orientation::NORMAL,
         adobe: false,
@@ -80,23 +187,46 @@ unsafe fn read_markers(cinfo: &jpeg_decompress_struct) -> Markers {
     };
     let mut exif_seen = false;
     let mut icc_chunks = Vec::new();
-    let mut marker = cinfo.marker_list;
-    while !marker.is_null() {
-        let m = &*marker;
-        let payload = std::slice::from_raw_parts(m.data, m.data_length as usize);
-        if i32::from(m.marker) == APP1 && !exif_seen && payload.starts_with(b"Exif\0\0") {
+    let mut at = 2; // after SOI
+                    // The next marker: the byte after a run of 0xFF; anything before the run is garbage libjpeg also skips.
+    while let Some(ff) = data
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
+    {
+        at += ff;
+        while data.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&marker) = data.get(at) else { break };
+        at += 1;
+        match marker {
+            0xDA | 0xD9 => break,                  // SOS, EOI: the header is over
+            0x00 | 0x01 | 0xD0..=0xD8 => continue, // stuffed zero, TEM, RSTn, SOI: no length follows
+            _ => {}
+        }
+        let Some(&[hi, lo]) = data.get(at..at + 2) else {
+            break;
+        };
+        let length = usize::from(u16::from_be_bytes([hi, lo]));
+        let Some(payload) = length
+            .checked_sub(2)
+            .and_then(|n| data.get(at + 2..at + 2 + n))
+        else {
+            break;
+        };
+        at += length;
+        if marker == APP1 && !exif_seen && payload.starts_with(b"Exif\0\0") {
             // Only the first EXIF block counts (later APP1s may be XMP or a thumbnail's EXIF).
             markers.orientation = orientation_from_exif(payload);
             exif_seen = true;
-        } else if i32::from(m.marker) == APP2
-            && payload.len() >= 14
-            && payload.starts_with(b"ICC_PROFILE\0")
-        {
-            icc_chunks.push((payload[12], payload[13], &payload[14..]));
-        } else if i32::from(m.marker) == APP14 && payload.starts_with(b"Adobe") {
+        } else if marker == APP2 && payload.len() >= 14 && payload.starts_with(b"ICC_PROFILE\0") {
+            // A profile has at most 255 chunks; past that the file is not a real one, and collecting stops.
+            if icc_chunks.len() <= 255 {
+                icc_chunks.push((payload[12], payload[13], &payload[14..]));
+            }
+        } else if marker == APP14 && payload.starts_with(b"Adobe") {
             markers.adobe = true;
         }
-        marker = m.next;
     }
     markers.icc = assemble_icc(&icc_chunks);
     markers
@@ -105,16 +235,20 @@ unsafe fn read_markers(cinfo: &jpeg_decompress_struct) -> Markers {
 unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
     let mut d = Decompress::new();
     let cinfo = &mut *d.cinfo;
-    (*cinfo.common.mem).max_memory_to_use = c_long_from(allocation_budget(limits));
+    (*cinfo.common.mem).max_memory_to_use = c_long_from(memory_budget(limits));
     jpeg_mem_src(cinfo, data.as_ptr(), data.len() as c_ulong);
-    jpeg_save_markers(cinfo, APP1, 0xFFFF);
-    jpeg_save_markers(cinfo, APP2, 0xFFFF);
-    jpeg_save_markers(cinfo, APP14, 0xFFFF);
     jpeg_read_header(cinfo, 1);
 
     let (stored_width, stored_height) = (cinfo.image_width, cinfo.image_height);
     limits.check_dimensions(stored_width, stored_height)?;
-    let markers = read_markers(cinfo);
+    let markers = read_markers(data);
+    // jpeg_read_header has sized every component in blocks; scans are only read from jpeg_start_decompress on.
+    let components = std::slice::from_raw_parts(cinfo.comp_info, cinfo.num_components as usize);
+    let blocks = components
+        .iter()
+        .map(|c| u64::from(c.width_in_blocks) * u64::from(c.height_in_blocks))
+        .sum();
+    d.scan_limit.max_scans = max_scans(blocks);
 
     let cmyk = matches!(
         cinfo.jpeg_color_space,
@@ -167,4 +301,49 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -
 
 fn c_long_from(v: usize) -> std::ffi::c_long {
     std::ffi::c_long::try_from(v).unwrap_or(std::ffi::c_long::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_limit_scales_with_the_image() {
+        // 2000x2000 at 4:4:4: 187 500 blocks, small enough for the full 100.
+        assert_eq!(max_scans(187_500), MAX_SCANS);
+        // 7000x7000 grey: 765 625 blocks, 52 scans of them fit the work budget.
+        assert_eq!(max_scans(765_625), 52);
+        // Larger than any allowed image: never below the floor.
+        assert_eq!(max_scans(10_000_000), MIN_SCANS);
+        assert_eq!(max_scans(0), MAX_SCANS);
+    }
+
+    #[test]
+    fn markers_are_read_from_the_header_only() {
+        let app1 = |payload: &[u8]| {
+            let mut s = vec![0xFF, 0xE1];
+            s.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
+            s.extend_from_slice(payload);
+            s
+        };
+        let exif = |value: u8| {
+            let mut v = b"Exif\0\0II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+            v.extend_from_slice(&[value, 0, 0, 0]);
+            v
+        };
+        let mut data = vec![0xFF, 0xD8];
+        // Garbage and fill bytes before a marker are stepped over, as libjpeg does.
+        data.extend_from_slice(b"junk\xFF\xFF");
+        data.extend(app1(&exif(6))[1..].iter());
+        data.extend(app1(&exif(3)));
+        data.extend_from_slice(&[0xFF, 0xDA, 0, 2]);
+        data.extend(app1(&exif(8)));
+        let markers = read_markers(&data);
+        assert_eq!(markers.orientation.value(), 6);
+        assert!(!markers.adobe && markers.icc.is_none());
+        // Cut short: nothing read, nothing panics.
+        for end in 0..data.len() {
+            let _ = read_markers(&data[..end]);
+        }
+    }
 }

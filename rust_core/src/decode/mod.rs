@@ -6,10 +6,10 @@ mod jpeg;
 mod png;
 mod webp;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::orient::Orientation;
-use crate::pixels::Pixels;
+use crate::pixels::{Layout, Pixels};
 use crate::sniff::{sniff, Format};
 
 pub struct Decoded {
@@ -29,16 +29,112 @@ pub type ShrinkPolicy<'a> = &'a dyn Fn(u32, u32, Orientation) -> u32;
 
 pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
     limits.check_input_len(data.len())?;
-    match sniff(data)? {
+    let mut decoded = match sniff(data)? {
         Format::Jpeg => jpeg::decode(data, limits, shrink),
         Format::Png => png::decode(data, limits),
         Format::Webp => webp::decode(data, limits),
         Format::Gif => gif::decode(data, limits),
-    }
+    }?;
+    decoded.pixels = settle_alpha(decoded.pixels, limits)?;
+    Ok(decoded)
 }
 
-/// Bytes a decoder may allocate for one image: the largest allowed frame as RGBA, plus slack for its internals.
-fn allocation_budget(limits: &Limits) -> usize {
-    usize::try_from(limits.max_pixels.saturating_mul(4).saturating_add(64 << 20))
+/// Bytes the pixel buffers of one render may take at their peak: the largest allowed frame as RGBA, plus 32 MiB for
+/// decoder internals (232 MB by default). With the interpreter and the core (~20 MB) a render stays within the
+/// 256 MB a hostile upload may cost. Also the allocation limit handed to libjpeg and to the PNG, WebP and GIF crates.
+fn memory_budget(limits: &Limits) -> usize {
+    usize::try_from(limits.max_pixels.saturating_mul(4).saturating_add(32 << 20))
         .unwrap_or(usize::MAX)
+}
+
+/// Refuses, from the header and before anything is allocated, an image whose decoder would need more than the
+/// memory budget: `peak_bytes_per_pixel` is what its buffers add up to at their peak, per stored pixel.
+fn check_memory(
+    limits: &Limits,
+    width: u32,
+    height: u32,
+    peak_bytes_per_pixel: f64,
+    what: &str,
+) -> Result<()> {
+    let needed = f64::from(width) * f64::from(height) * peak_bytes_per_pixel;
+    let budget = memory_budget(limits);
+    if needed > budget as f64 {
+        return Err(Error::Limit(format!(
+            "{what}: decoding {width}x{height} would take {} MB, more than the memory limit of {} MB",
+            (needed / 1e6).ceil(),
+            budget / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
+/// RGBA with nothing transparent becomes RGB here, in place: the render would otherwise copy it to RGB, holding both
+/// (4 + 3 bytes per pixel). RGBA with transparency is resized premultiplied, which takes a second full copy: refused
+/// when the two would not fit the memory budget (a 49 MP transparent PNG peaked at 400 MB).
+fn settle_alpha(mut pixels: Pixels, limits: &Limits) -> Result<Pixels> {
+    if pixels.layout != Layout::Rgba8 {
+        return Ok(pixels);
+    }
+    if pixels.has_transparency() {
+        let needed = pixels.data.len().saturating_mul(2);
+        let budget = memory_budget(limits);
+        if needed > budget {
+            return Err(Error::Limit(format!(
+                "{}x{} with transparency would take {} MB to resize, more than the memory limit of {} MB",
+                pixels.width,
+                pixels.height,
+                needed.div_ceil(1_000_000),
+                budget / 1_000_000
+            )));
+        }
+        return Ok(pixels);
+    }
+    let count = pixels.data.len() / 4;
+    for i in 0..count {
+        // Left to right: pixel i moves from 4i to 3i, never over a pixel still to be read.
+        pixels.data.copy_within(4 * i..4 * i + 3, 3 * i);
+    }
+    pixels.data.truncate(count * 3);
+    // Gives the freed quarter back (for a large buffer, glibc shrinks the mapping in place).
+    pixels.data.shrink_to_fit();
+    Ok(Pixels::new(
+        pixels.width,
+        pixels.height,
+        Layout::Rgb8,
+        pixels.data,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_rgba_becomes_rgb_in_place() {
+        let rgba = Pixels::new(2, 1, Layout::Rgba8, vec![1, 2, 3, 255, 4, 5, 6, 255]);
+        let rgb = settle_alpha(rgba, &Limits::default()).unwrap();
+        assert_eq!(
+            (rgb.layout, rgb.data),
+            (Layout::Rgb8, vec![1, 2, 3, 4, 5, 6])
+        );
+    }
+
+    #[test]
+    fn transparency_is_kept_within_the_budget_and_refused_past_it() {
+        let rgba = Pixels::new(2, 1, Layout::Rgba8, vec![1, 2, 3, 0, 4, 5, 6, 255]);
+        let kept = settle_alpha(rgba.clone(), &Limits::default()).unwrap();
+        assert_eq!(kept, rgba);
+        // A budget of 1 pixel × 4 + 32 MiB; the image is made to need more by claiming a huge size.
+        let tiny = Limits {
+            max_pixels: 1,
+            ..Limits::default()
+        };
+        let big = Pixels {
+            width: 4096,
+            height: 4096,
+            layout: Layout::Rgba8,
+            data: vec![0; 4096 * 4096 * 4],
+        };
+        assert!(matches!(settle_alpha(big, &tiny), Err(Error::Limit(_))));
+    }
 }
