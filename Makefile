@@ -88,3 +88,15 @@ bench-deps: $(VENV)/.bench-installed bench/node_modules/.installed
 
 quality: bench-deps ## image fidelity vs sharp on ../shared/corpus → bench/results/quality.md (QUALITY_ARGS=--strict)
 	$(PY) -m bench.quality $(QUALITY_ARGS)
+
+# djpeg (libjpeg-turbo's own scaled decode) is the floor the baseline-JPEG thumbnail is held to. Best effort: where it
+# cannot be installed the report says "not measured" rather than the benchmark failing.
+.PHONY: bench bench-tools
+bench-tools:
+	@command -v djpeg >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  { $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjpeg-turbo-progs >/dev/null; } \
+	  || echo "bench: could not install djpeg (Debian: libjpeg-turbo-progs); its floor will be reported as not measured"; }
+
+bench: bench-deps bench-tools ## speed, peak RSS, bytes, SSIM: ours vs sharp, Pillow, pyvips → bench/results/bench.md (BENCH_ARGS=--quick)
+	$(PY) -m bench.speed $(BENCH_ARGS)
