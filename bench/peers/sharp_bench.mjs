@@ -18,23 +18,12 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import sharp from 'sharp';
+import { UNSUPPORTED, pipeline as sharedPipeline } from './sharp_pipeline.mjs';
 
-const UNSUPPORTED = /unsupported image format|not been built in|unsupported codec|no decoder|unsupported feature/i;
+const pipeline = (input, job) => sharedPipeline(sharp, input, job);
 
 // The default concurrency, read before any request changes it, for the report's header.
 const DEFAULT_CONCURRENCY = sharp.concurrency();
-
-function pipeline(input, job) {
-  const image = sharp(input).rotate();
-  if (job.fit === 'cover') {
-    image.resize(job.width, job.height, { fit: 'cover', position: 'centre', withoutEnlargement: true });
-  } else if (job.fit === 'inside') {
-    image.resize(job.width, job.height, { fit: 'inside', withoutEnlargement: true });
-  } else {
-    throw new Error(`expected fit 'cover' or 'inside', got ${JSON.stringify(job.fit)}`);
-  }
-  return image.flatten({ background: '#ffffff' }).jpeg({ quality: job.quality });
-}
 
 function peakKb() {
   // VmHWM of this process alone: the parent's getrusage would also count pages the child inherited before exec.

@@ -12,24 +12,12 @@
 // Prints one JSON line per job, in order: {ok: true, width, height, bytes, ms} or {ok: false, reason, unsupported}.
 import { readFileSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
+import { UNSUPPORTED, pipeline as sharedPipeline } from './sharp_pipeline.mjs';
+
+const pipeline = (input, job) => sharedPipeline(sharp, input, job);
 
 // One libvips worker per image, like our core's single-threaded render: a fair fight on the 2-core Lambda.
 sharp.concurrency(1);
-
-// libvips' wording when it has no loader, or no codec, for an input: a missing format rather than a failure.
-const UNSUPPORTED = /unsupported image format|not been built in|unsupported codec|no decoder|unsupported feature/i;
-
-function pipeline(input, job) {
-  const image = sharp(input).rotate();
-  if (job.fit === 'cover') {
-    image.resize(job.width, job.height, { fit: 'cover', position: 'centre', withoutEnlargement: true });
-  } else if (job.fit === 'inside') {
-    image.resize(job.width, job.height, { fit: 'inside', withoutEnlargement: true });
-  } else {
-    throw new Error(`expected fit 'cover' or 'inside', got ${JSON.stringify(job.fit)}`);
-  }
-  return image.flatten({ background: '#ffffff' }).jpeg({ quality: job.quality });
-}
 
 function readJobs(arg) {
   if (arg === undefined || arg === '-') return JSON.parse(readFileSync(0, 'utf8'));
