@@ -12,8 +12,8 @@
 // changes its memory as well as its speed. Presets are {name, width, height, fit, quality}, sent by the caller from
 // python/kiray_imaging/presets.py.
 //
-// The pipeline is copied from sharp_render.mjs (which runs its own main on import); the benchmark's tests check
-// that both write identical bytes for the same job, so they cannot drift apart.
+// The pipeline is sharp_render.mjs's, from sharp_pipeline.mjs; the benchmark's tests also check that both write
+// identical bytes for the same job.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
