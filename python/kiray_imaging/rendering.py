@@ -25,7 +25,7 @@ class Rendition:
     orientation: int
     """The EXIF orientation applied (1–8; 1 when there was none)."""
     shrink_on_load: int
-    """The JPEG DCT-domain shrink used while decoding (1, 2, 4 or 8; 1 = full decode)."""
+    """The shrink used while decoding (JPEG DCT scaling, still WebP rescaling: 1, 2, 4 or 8; 1 = full decode)."""
     timings_ms: dict[str, float]
     """Milliseconds per stage: decode, colour, resize, orient, encode."""
 

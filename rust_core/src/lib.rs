@@ -94,7 +94,7 @@ pub struct Rendition {
     pub source_height: u32,
     /// The EXIF orientation that was applied (1 when none).
     pub orientation: u8,
-    /// The JPEG shrink-on-load denominator used (1 = full decode).
+    /// The shrink-on-load denominator used by the decoder (JPEG, still WebP; 1 = full decode).
     pub shrink_on_load: u32,
     pub timings: StageTimings,
 }
@@ -157,7 +157,7 @@ fn render_unchecked(
 ) -> Result<Vec<Rendition>> {
     let target = options.target;
     let started = Instant::now();
-    // The denominator the decoder asked for; only JPEG shrinks on load, so for the others it stays 1.
+    // The denominator the decoder asked for; only JPEG and still WebP shrink on load, for the others it stays 1.
     let denominator = Cell::new(1);
     let shrink = |w: u32, h: u32, o: orient::Orientation| {
         let d = geometry::shrink_denominator(w, h, o, target);

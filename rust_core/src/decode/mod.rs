@@ -13,7 +13,7 @@ use crate::pixels::{Layout, Pixels};
 use crate::sniff::{sniff, Format};
 
 pub struct Decoded {
-    /// Possibly shrunk on load (JPEG): see `shrink`.
+    /// Possibly shrunk on load (JPEG, still WebP): see `shrink`.
     pub pixels: Pixels,
     pub format: Format,
     /// The size stored in the file, before any shrink-on-load and before orientation.
@@ -32,7 +32,7 @@ pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<
     let mut decoded = match sniff(data)? {
         Format::Jpeg => jpeg::decode(data, limits, shrink),
         Format::Png => png::decode(data, limits),
-        Format::Webp => webp::decode(data, limits),
+        Format::Webp => webp::decode(data, limits, shrink),
         Format::Gif => gif::decode(data, limits),
     }?;
     decoded.pixels = settle_alpha(decoded.pixels, limits)?;
