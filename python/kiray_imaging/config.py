@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from kiray_imaging._core import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
 from kiray_imaging.rendering import FORMATS
 
+MAX_DEST_PREFIX_BYTES = 512
+"""Leaves room in S3's 1024-byte keys for the rendition name, a readable part and a sha256 (see output_keys)."""
+
 
 class ConfigError(ValueError):
     """The function's environment is wrong: a deployment bug, reported at cold start."""
@@ -70,6 +73,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             f"OUTPUT_FORMAT: expected distinct formats from {FORMATS}, comma-separated; "
             f"got {env.get('OUTPUT_FORMAT')!r}"
         )
+    if len(settings.dest_prefix.encode()) > MAX_DEST_PREFIX_BYTES:
+        raise ConfigError(f"DEST_PREFIX: at most {MAX_DEST_PREFIX_BYTES} bytes (UTF-8), got {settings.dest_prefix!r}")
     if settings.source_bucket == settings.dest_bucket and (
         settings.dest_prefix.startswith(settings.source_prefix)
         or settings.source_prefix.startswith(settings.dest_prefix)

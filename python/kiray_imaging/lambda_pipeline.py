@@ -1,12 +1,17 @@
 """What both Lambda functions do, once: for each uploaded object in the event, download it, render one preset,
 upload the rendition. The handlers in py_handlers/ only name their preset.
 
-Failure policy: a bad image is permanent (logged with bucket, key and error class; never raised, since a retry
-cannot fix it); an S3 or network error is transient and raised, so Lambda's retry policy runs it again.
+Failure policy (README, "Failures, retries and recursion"): what no retry can fix is permanent — a bad image, an
+oversized upload, S3 refusing access (``AccessDenied``, also what a deleted object looks like without
+``s3:ListBucket``) or a KMS key that cannot be used — and is logged once (bucket, key, ``error_class``) and not
+raised. Anything else from S3 or the network is transient: botocore retries it, then it is raised so Lambda retries
+the event, and after that the event goes to the failure queue. Events that are stale (the object was replaced or
+deleted since, or a newer upload's rendition is already written) are skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,10 +28,11 @@ from kiray_imaging.logs import configure, log
 from kiray_imaging.output_keys import rendition_key
 from kiray_imaging.presets import Preset, resolve
 from kiray_imaging.rendering import render_formats
-from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event
+from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event, sequencer_is_newer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 else:
     S3Client = Any
 
@@ -34,6 +40,28 @@ from kiray_imaging._core import ImageError
 
 Status = Literal["rendered", "skipped", "failed"]
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
+# Codes no retry can fix. S3 answers AccessDenied (403) for a missing permission, an object or bucket policy, and —
+# since the role deliberately has no s3:ListBucket — for an object that no longer exists; HEAD has no body, so its
+# 403 arrives as the bare status. InvalidObjectState: the object is archived (Glacier) and must be restored first.
+_PERMANENT = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidObjectState"})
+# S3 relays KMS errors for SSE-KMS objects as KMS.<code>: a disabled, deleted or unusable key is permanent; these are
+# KMS being busy or briefly unavailable, and are retried like any other transient error.
+_TRANSIENT_KMS = frozenset(
+    {
+        "KMS.ThrottlingException",
+        "KMS.KMSInternalException",
+        "KMS.DependencyTimeoutException",
+        "KMS.LimitExceededException",
+    }
+)
+# HEAD responses carry no error body: botocore reports the bare status as the code.
+_HEAD_CODES = {"403": "AccessDenied", "404": "NotFound", "412": "PreconditionFailed"}
+# A conditional write lost a race with another writer (or a delete): look again, then decide again.
+_WRITE_CONFLICTS = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "NotFound"})
+_WRITE_ATTEMPTS = 3
+# S3 allows 2 KB of user metadata (names + values, UTF-8); a longer source key is stored as its sha256.
+_MAX_SOURCE_KEY_METADATA = 1024
 
 
 @dataclass(frozen=True)
@@ -44,17 +72,57 @@ class Outcome:
     output_keys: tuple[str, ...] = ()
 
 
+class RenditionWriteConflictError(RuntimeError):
+    """Other writers kept replacing the rendition while this one tried: transient, so Lambda retries the event."""
+
+
 def s3_client() -> S3Client:
     # Standard retry mode backs off on SlowDown/5xx/timeouts before we give up and let Lambda retry.
     return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+def error_code(e: ClientError) -> str:
+    code = str(e.response.get("Error", {}).get("Code", ""))
+    return _HEAD_CODES.get(code, code)
+
+
+def is_permanent(code: str) -> bool:
+    """Whether an S3 error code is one that no retry can fix (the one place that decides)."""
+    if code.startswith("KMS."):
+        return code not in _TRANSIENT_KMS
+    return code in _PERMANENT
+
+
+def rendition_metadata(obj: S3Object, etag: str) -> dict[str, str]:
+    """What a rendition records about its source: the version it was made from, and that event's place in the
+    order of events for the key. Metadata must be ASCII: the key is percent-encoded."""
+    metadata = {"source-etag": etag}
+    if obj.sequencer:
+        metadata["source-sequencer"] = obj.sequencer
+    key = quote(obj.key, safe="/")
+    if len(key) <= _MAX_SOURCE_KEY_METADATA:
+        metadata["source-key"] = key
+    else:
+        metadata["source-key-sha256"] = hashlib.sha256(obj.key.encode()).hexdigest()
+    return metadata
+
+
+def newer_rendition_exists(existing: Mapping[str, str], ours: Mapping[str, str]) -> bool:
+    """Whether ``existing`` (a rendition's metadata) was made from a later upload of the same key than ``ours``."""
+    theirs, mine = existing.get("source-sequencer"), ours.get("source-sequencer")
+    if not theirs or not mine:
+        return False
+    same_key = all(existing.get(name) == ours.get(name) for name in ("source-key", "source-key-sha256"))
+    # Sequencers only order events of one key; another source that maps to the same rendition key is not ordered.
+    return same_key and sequencer_is_newer(theirs, mine)
 
 
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
-def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object) -> Outcome:
-    where = {"bucket": obj.bucket, "key": obj.key, "rendition": preset.name}
+def _refuse(settings: config.Settings, obj: S3Object, where: Mapping[str, str]) -> Outcome | None:
+    """The checks that need no S3 call."""
     if obj.bucket == settings.dest_bucket and obj.key.startswith(settings.dest_prefix):
         # Recursion guard, in code as well as in the trigger's filter: never read our own output.
         log(logging.WARNING, "skipped: key is under the destination prefix", **where, reason="recursion-guard")
@@ -66,36 +134,89 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
         log(logging.INFO, "skipped: folder marker or empty object", **where, reason="empty")
         return Outcome("skipped", obj.key, "empty")
     if obj.size is not None and obj.size > settings.max_input_bytes:
-        log(
-            logging.ERROR,
-            "failed: object larger than MAX_INPUT_BYTES",
-            **where,
-            error_class="LimitExceededError",
-            input_bytes=obj.size,
-        )
-        return Outcome("failed", obj.key, "LimitExceededError")
+        return _too_large(obj, where, obj.size)
+    return None
 
-    started = time.perf_counter()
+
+def _too_large(obj: S3Object, where: Mapping[str, str], size: int) -> Outcome:
+    log(
+        logging.ERROR,
+        "failed: object larger than MAX_INPUT_BYTES",
+        **where,
+        error_class="LimitExceededError",
+        input_bytes=size,
+    )
+    return Outcome("failed", obj.key, "LimitExceededError")
+
+
+def _read_source(
+    s3: S3Client, settings: config.Settings, obj: S3Object, where: Mapping[str, str]
+) -> tuple[bytes, str] | Outcome:
+    """The source bytes and ETag of exactly the version the event names, or why there is nothing to render."""
     try:
-        response = s3.get_object(Bucket=obj.bucket, Key=obj.key)
+        if obj.etag:
+            # If the object was replaced since this event, S3 answers 412: the newer upload has its own event.
+            response = s3.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
+        else:
+            response = s3.get_object(Bucket=obj.bucket, Key=obj.key)
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") == "NoSuchKey":
+        code = error_code(e)
+        if code == "NoSuchKey":
             log(logging.WARNING, "skipped: object deleted before processing", **where, reason="NoSuchKey")
             return Outcome("skipped", obj.key, "NoSuchKey")
+        if code == "PreconditionFailed":
+            log(logging.INFO, "skipped: superseded, the object was replaced since this event", **where,
+                reason="superseded", event_etag=obj.etag)  # fmt: skip
+            return Outcome("skipped", obj.key, "superseded")
         raise
     length = int(response.get("ContentLength", 0))
     if length > settings.max_input_bytes:
         response["Body"].close()
-        log(
-            logging.ERROR,
-            "failed: object larger than MAX_INPUT_BYTES",
-            **where,
-            error_class="LimitExceededError",
-            input_bytes=length,
-        )
-        return Outcome("failed", obj.key, "LimitExceededError")
-    data = response["Body"].read()
-    etag = obj.etag or str(response.get("ETag", "")).strip('"')
+        return _too_large(obj, where, length)
+    return response["Body"].read(), obj.etag or str(response.get("ETag", "")).strip('"')
+
+
+def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef) -> bool:
+    """Writes the rendition unless one made from a later upload of the source is already there (``False``).
+
+    Conditional writes make the check and the write one step: create only if absent, else replace only the exact
+    version that was compared (its ETag). Losing a race to another writer means looking again. The existing
+    rendition is only read once S3 has said it exists, so a 403 there is a real refusal, not a missing key."""
+    bucket, key, metadata = request["Bucket"], request["Key"], request.get("Metadata", {})
+    for _ in range(_WRITE_ATTEMPTS):
+        try:
+            create: PutObjectRequestTypeDef = {**request, "IfNoneMatch": "*"}
+            s3.put_object(**create)
+            return True
+        except ClientError as e:
+            if error_code(e) not in _WRITE_CONFLICTS:
+                raise
+        try:
+            existing = s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as e:
+            if error_code(e) not in _WRITE_CONFLICTS:
+                raise
+            continue
+        if newer_rendition_exists(existing.get("Metadata", {}), metadata):
+            return False
+        try:
+            replace: PutObjectRequestTypeDef = {**request, "IfMatch": existing["ETag"]}
+            s3.put_object(**replace)
+            return True
+        except ClientError as e:
+            if error_code(e) not in _WRITE_CONFLICTS:
+                raise
+    raise RenditionWriteConflictError(f"s3://{bucket}/{key} kept changing during {_WRITE_ATTEMPTS} conditional writes")
+
+
+def _render_and_write(
+    s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object, where: Mapping[str, str]
+) -> Outcome:
+    started = time.perf_counter()
+    source = _read_source(s3, settings, obj, where)
+    if isinstance(source, Outcome):
+        return source
+    data, etag = source
     download_ms = _ms(started)
 
     try:
@@ -110,6 +231,7 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
         log(logging.ERROR, f"failed: {e}", **where, error_class=type(e).__name__, input_bytes=len(data))
         return Outcome("failed", obj.key, type(e).__name__)
 
+    metadata = rendition_metadata(obj, etag)
     written = []
     for rendition in renditions.values():
         out_key = rendition_key(
@@ -120,15 +242,18 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
             fmt=rendition.format,
         )
         started = time.perf_counter()
-        s3.put_object(
-            Bucket=settings.dest_bucket,
-            Key=out_key,
-            Body=rendition.data,
-            ContentType=rendition.content_type,
-            CacheControl=settings.cache_control,
-            # Metadata must be ASCII: the source key is stored percent-encoded.
-            Metadata={"source-etag": etag, "source-key": quote(obj.key, safe="/")},
-        )
+        request: PutObjectRequestTypeDef = {
+            "Bucket": settings.dest_bucket,
+            "Key": out_key,
+            "Body": rendition.data,
+            "ContentType": rendition.content_type,
+            "CacheControl": settings.cache_control,
+            "Metadata": metadata,
+        }
+        if not _write_rendition(s3, request):
+            log(logging.INFO, "skipped: a rendition of a newer upload is already written", **where,
+                reason="superseded", output_key=out_key, event_sequencer=obj.sequencer)  # fmt: skip
+            continue
         upload_ms = _ms(started)
         written.append(out_key)
         log(
@@ -153,7 +278,43 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
                 "upload": upload_ms,
             },
         )
+    if not written:
+        return Outcome("skipped", obj.key, "superseded")
     return Outcome("rendered", obj.key, output_keys=tuple(written))
+
+
+def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object) -> Outcome:
+    where = {"bucket": obj.bucket, "key": obj.key, "rendition": preset.name}
+    refused = _refuse(settings, obj, where)
+    if refused:
+        return refused
+    try:
+        return _render_and_write(s3, settings, preset, obj, where)
+    except ClientError as e:
+        code = error_code(e)
+        if not is_permanent(code):
+            raise  # transient: botocore has retried already; Lambda retries the event
+        log(logging.ERROR, f"failed: S3 {e.operation_name} refused: {code}", **where, error_class=code,
+            operation=e.operation_name)  # fmt: skip
+        return Outcome("failed", obj.key, code)
+
+
+def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects: list[S3Object]) -> list[Outcome]:
+    """Every object gets its turn; a transient error is raised (so Lambda retries the event) only once the others
+    are done. A retry renders those again, to the same keys and bytes."""
+    outcomes: list[Outcome] = []
+    transient: Exception | None = None
+    for obj in objects:
+        try:
+            outcomes.append(process_object(s3, settings, preset, obj))
+        except Exception as e:
+            code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
+            log(logging.WARNING, f"retrying: {e}", bucket=obj.bucket, key=obj.key, rendition=preset.name,
+                error_class=code)  # fmt: skip
+            transient = transient or e
+    if transient:
+        raise transient
+    return outcomes
 
 
 def make_handler(preset_name: str) -> Handler:
@@ -176,7 +337,7 @@ def make_handler(preset_name: str) -> Handler:
                 "skipped": [],
                 "failed": [{"error_class": "EventShapeError"}],
             }
-        outcomes = [process_object(s3, settings, preset, obj) for obj in objects]
+        outcomes = process_all(s3, settings, preset, objects)
         return {
             "rendition": preset.name,
             "rendered": [key for o in outcomes for key in o.output_keys],

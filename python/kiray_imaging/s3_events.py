@@ -1,6 +1,6 @@
 """Which S3 objects an invocation is about. Understands the two shapes our trigger can deliver: S3 notification
 records and EventBridge "Object Created" events. Keys arrive URL-encoded (spaces as ``+``) and are decoded here,
-in one place."""
+in one place. Also how two events for one key are ordered (their ``sequencer``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class S3Object:
     size: int | None
     etag: str | None
     sequencer: str | None
+    """S3's order of events for this key (hex); ``None`` when absent or not hex."""
 
 
 class EventShapeError(ValueError):
@@ -38,7 +41,7 @@ def _object(bucket: Any, obj: Any) -> S3Object:
         key=unquote_plus(key),
         size=size if isinstance(size, int) else None,
         etag=etag.strip('"') if isinstance(etag, str) else None,
-        sequencer=sequencer if isinstance(sequencer, str) else None,
+        sequencer=sequencer if isinstance(sequencer, str) and sequencer and set(sequencer) <= _HEX else None,
     )
 
 
@@ -69,3 +72,11 @@ def objects_from_event(event: Mapping[str, Any]) -> list[S3Object]:
             raise EventShapeError("expected 'detail' to be a mapping")
         return [_object(detail.get("bucket"), detail.get("object"))]
     raise EventShapeError(f"unrecognised event with keys {sorted(event)[:8]}")
+
+
+def sequencer_is_newer(candidate: str, reference: str) -> bool:
+    """Whether the event with sequencer ``candidate`` happened after the one with ``reference``, for the same key
+    (sequencers of different keys are not comparable). As S3 documents it: sequencers are hex strings of varying
+    length; right-pad the shorter with zeros, then compare lexicographically. Case is normalised first."""
+    width = max(len(candidate), len(reference))
+    return candidate.upper().ljust(width, "0") > reference.upper().ljust(width, "0")

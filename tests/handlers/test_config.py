@@ -46,3 +46,10 @@ def test_same_prefix_in_another_bucket_is_fine() -> None:
 def test_bad_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load({**BASE, "SOURCE_PREFIX": "u/", "DEST_PREFIX": "r/", name: value})
+
+
+def test_a_destination_prefix_too_long_for_s3_keys_is_refused() -> None:
+    # Rendition keys need room for the rendition name and a sha256 within S3's 1024 bytes (output_keys).
+    load({**BASE, "SOURCE_PREFIX": "u/", "DEST_PREFIX": "r" * 511})
+    with pytest.raises(ConfigError, match="DEST_PREFIX: at most 512 bytes"):
+        load({**BASE, "SOURCE_PREFIX": "u/", "DEST_PREFIX": "ü" * 256})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event
+from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event, sequencer_is_newer
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -21,8 +21,7 @@ def load(name: str) -> dict[str, Any]:
 def test_s3_notification_records_are_all_read_and_keys_decoded() -> None:
     objects = objects_from_event(load("s3_notification_two_records.json"))
     assert objects == [
-        S3Object("kiray-test-photos", "uploads/listing-7/front door + porch.jpg", 1024,
-                 "0123456789abcdef0123456789abcdef", "0A1B2C3D4E5F678901"),
+        S3Object("kiray-test-photos", "uploads/listing-7/front door + porch.jpg", 1024, None, "0A1B2C3D4E5F678901"),
         S3Object("kiray-test-photos", "uploads/listing-7/küche.png", 2048,
                  "fedcba9876543210fedcba9876543210-2", "0A1B2C3D4E5F678902"),
     ]  # fmt: skip
@@ -60,3 +59,29 @@ def test_non_creation_events_are_ignored() -> None:
 def test_malformed_events_raise_a_shape_error(event: dict[str, Any]) -> None:
     with pytest.raises(EventShapeError):
         objects_from_event(event)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "reference", "newer"),
+    [
+        ("0055AED6DCD90281E6", "0055AED6DCD90281E5", True),
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E6", False),
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E5", False),  # a duplicate delivery is not newer
+        ("0055aed6dcd90281e6", "0055AED6DCD90281E5", True),  # case does not matter
+        ("0055AED6DCD90281E5", "0055AED6DCD90281E5" + "00", False),  # padding is with zeros: equal
+        ("0055AED6DCD90281E501", "0055AED6DCD90281E5", True),
+        # Different lengths: the shorter is right-padded (AWS's current text; the older text said left-padded).
+        ("1", "0F", True),
+        ("0F", "1", False),
+    ],
+)
+def test_sequencers_compare_as_s3_documents(candidate: str, reference: str, newer: bool) -> None:
+    assert sequencer_is_newer(candidate, reference) is newer
+
+
+def test_a_sequencer_that_is_not_hex_is_dropped() -> None:
+    event = load("eventbridge_object_created.json")
+    event["detail"]["object"]["sequencer"] = "not-hex; <script>"
+    assert objects_from_event(event)[0].sequencer is None
+    event["detail"]["object"]["sequencer"] = ""
+    assert objects_from_event(event)[0].sequencer is None

@@ -139,20 +139,96 @@ def test_functions_runtime_architecture_layer_and_limits(template: dict[str, Any
         assert group["Properties"]["RetentionInDays"] == 14
 
 
+QUEUE_ARN = {"Fn::GetAtt": ["FailureQueue", "Arn"]}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     (role,) = resources(template, "AWS::IAM::Role").values()
     statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    s3 = [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]
-    assert [(s["Action"], s["Resource"]) for s in s3] == [
-        (["s3:GetObject"], "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*"),
-        (["s3:PutObject"], "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*"),
-    ]
     for s in statements:
-        assert s["Effect"] == "Allow"
-        assert all(a.split(":")[0] in ("s3", "logs") for a in s["Action"]), s
-        assert "*" not in s["Action"], s
-        assert "s3:*" not in s["Action"], s
-        assert "*" not in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]), s
+        assert s["Effect"] == "Allow", s
+        assert set(s) == {"Effect", "Action", "Resource"}, s  # no NotAction / NotResource / conditions to widen it
+        for action in as_list(s["Action"]):
+            assert "*" not in action, s  # no s3:*, no sqs:*, no *
+        for resource in as_list(s["Resource"]):
+            assert resource not in ("*", "arn:aws:s3:::*"), s
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    logs = {"logs:CreateLogStream", "logs:CreateLogGroup", "logs:TagResource", "logs:PutLogEvents"}
+    assert actions == {"s3:GetObject", "s3:PutObject", "sqs:SendMessage", *logs}
+    # S3: read the uploads, write the renditions (and read them back: HEAD before replacing one). Nothing on the
+    # bucket itself (no ListBucket), no delete, nothing outside the two prefixes.
+    s3 = sorted((a, r) for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")
+                for r in as_list(s["Resource"]))  # fmt: skip
+    assert s3 == [
+        ("s3:GetObject", "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*"),
+        ("s3:GetObject", "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*"),
+        ("s3:PutObject", "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*"),
+    ]
+    assert ("s3:PutObject", "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*") not in s3  # writes never re-trigger
+    # SQS: send to the failure queue (Lambda's on-failure destination), that exact queue and nothing else.
+    sqs = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    assert sqs
+    assert all((as_list(s["Action"]), as_list(s["Resource"])) == (["sqs:SendMessage"], [QUEUE_ARN]) for s in sqs), sqs
+    # Logs: the framework's statements, scoped to this service's log groups.
+    for s in statements:
+        if any(a.startswith("logs:") for a in as_list(s["Action"])):
+            for resource in as_list(s["Resource"]):
+                assert ":log-group:/aws/lambda/kiray-imaging-dev" in resource["Fn::Sub"], s
+
+
+def test_failed_events_are_retried_twice_then_sent_to_the_failure_queue(template: dict[str, Any]) -> None:
+    configs = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    by_function = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in configs}
+    assert set(by_function) == set(FUNCTIONS)
+    for props in by_function.values():
+        assert props["Qualifier"] == "$LATEST"
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["MaximumEventAgeInSeconds"] == 3600
+        assert props["DestinationConfig"] == {"OnFailure": {"Destination": QUEUE_ARN}}
+
+
+def test_eventbridge_retries_delivery_then_dead_letters_to_the_same_queue(template: dict[str, Any]) -> None:
+    rules = resources(template, "AWS::Events::Rule").values()
+    senders = set()
+    for rule in rules:
+        (target,) = rule["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": QUEUE_ARN}
+        assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 20}
+        senders.add(rule["Properties"]["Name"])
+    assert len(senders) == len(FUNCTIONS)
+    # The queue admits EventBridge's dead letters from exactly these rules (Lambda's go through the role).
+    (policy,) = resources(template, "AWS::SQS::QueuePolicy").values()
+    assert policy["Properties"]["Queues"] == [{"Ref": "FailureQueue"}]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == QUEUE_ARN
+    arns = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert {arn["Fn::Join"][1][-1] for arn in arns} == {f"rule/{name}" for name in senders}
+    for arn in arns:
+        assert arn["Fn::Join"][0] == ":"
+        assert arn["Fn::Join"][1][:3] == ["arn", {"Ref": "AWS::Partition"}, "events"]
+
+
+def test_the_failure_queue_keeps_messages_and_alarms_on_the_first(template: dict[str, Any]) -> None:
+    (name,) = resources(template, "AWS::SQS::Queue")
+    assert name == "FailureQueue"
+    queue = template["Resources"][name]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["SqsManagedSseEnabled"] is True
+    (alarm,) = resources(template, "AWS::CloudWatch::Alarm").values()
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}]
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert props["EvaluationPeriods"] == 1
+    assert props["TreatMissingData"] == "notBreaching"
+    assert template["Outputs"]["FailureQueueUrl"]["Value"] == {"Ref": "FailureQueue"}
 
 
 @pytest.mark.parametrize("function", ["generate-thumbnail", "generate-medium"])

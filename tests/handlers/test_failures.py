@@ -1,0 +1,290 @@
+"""What fails, how: permanent errors are logged once and not raised (a retry cannot fix them), transient ones are
+raised after botocore's retries so Lambda retries the event. Against moto, with faults injected where moto cannot
+produce them (KMS, throttling, 5xx), and with moto enforcing the functions' own IAM policy from serverless.yml."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+import yaml  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.retries import standard
+
+from kiray_imaging import lambda_pipeline
+from kiray_imaging.lambda_pipeline import make_handler
+
+if TYPE_CHECKING:
+    from tests.handlers.s3_helpers import (
+        BUCKET,
+        HookedS3,
+        client_error,
+        event,
+        invoke,
+        jpeg,
+        keys,
+        log_lines,
+        raises,
+        upload,
+    )
+else:
+    from s3_helpers import BUCKET, HookedS3, client_error, event, invoke, jpeg, keys, log_lines, raises, upload
+
+ROOT = Path(__file__).resolve().parents[2]
+RENDITION = "renditions/thumbnail/l1/{}.jpg"
+
+
+def hooked_handler(s3: Any, monkeypatch: pytest.MonkeyPatch, hooks: dict[tuple[str, str], Any]) -> Any:
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(s3, hooks))
+    return make_handler("thumbnail")
+
+
+# --- Permanent: logged once, not raised -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "status"),
+    [
+        ("get_object", "AccessDenied", 403),  # a missing permission, or (without ListBucket) a deleted object
+        ("get_object", "KMS.DisabledException", 400),  # the object's KMS key is disabled
+        ("get_object", "KMS.NotFoundException", 400),
+        ("get_object", "InvalidObjectState", 403),  # archived: must be restored first
+        ("put_object", "AccessDenied", 403),
+        ("put_object", "KMS.KMSInvalidStateException", 400),  # the bucket's default key is pending deletion
+    ],
+)
+def test_permanent_s3_errors_are_logged_once_and_not_raised(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], operation: str, code: str, status: int
+) -> None:
+    record = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
+    key = "uploads/l1/a.jpg" if operation == "get_object" else RENDITION.format("a")
+    api = "GetObject" if operation == "get_object" else "PutObject"
+    h = hooked_handler(s3, monkeypatch, {(operation, key): raises(client_error(code, status, api))})
+    result = invoke(h, event(record))
+    assert result["failed"] == [{"key": "uploads/l1/a.jpg", "error_class": code}]
+    errors = [line for line in log_lines(capsys.readouterr().out) if line["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert {k: errors[0].get(k) for k in ("bucket", "key", "error_class", "operation")} == {
+        "bucket": BUCKET,
+        "key": "uploads/l1/a.jpg",
+        "error_class": code,
+        "operation": api,
+    }
+    assert keys(s3, "renditions/") == []
+
+
+def test_head_of_an_existing_rendition_refused_is_permanent(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # HEAD errors have no body: botocore reports "403". Only reached once S3 said the rendition exists, so it is a
+    # real refusal (a missing permission), not the 403 a missing key gives without ListBucket.
+    first = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
+    invoke(make_handler("thumbnail"), event(first))
+    second = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600, (0, 200, 0)))
+    refused = raises(client_error("403", 403, "HeadObject"))
+    h = hooked_handler(s3, monkeypatch, {("head_object", RENDITION.format("a")): refused})
+    assert invoke(h, event(second))["failed"] == [{"key": "uploads/l1/a.jpg", "error_class": "AccessDenied"}]
+
+
+def test_a_permanent_error_in_the_middle_does_not_stop_the_others(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(800, 600)) for name in "abc"]
+    fault = raises(client_error("KMS.DisabledException", 400, "GetObject"))
+    h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
+    result = invoke(h, event(*records))
+    assert result["failed"] == [{"key": "uploads/l1/b.jpg", "error_class": "KMS.DisabledException"}]
+    assert result["rendered"] == [RENDITION.format("a"), RENDITION.format("c")]
+    assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
+
+
+# --- Transient: raised, so Lambda retries -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "error"),
+    [
+        ("get_object", client_error("SlowDown", 503, "GetObject")),
+        ("get_object", client_error("InternalError", 500, "GetObject")),
+        ("get_object", client_error("KMS.ThrottlingException", 400, "GetObject")),
+        ("get_object", ReadTimeoutError(endpoint_url="https://s3.amazonaws.com")),
+        ("put_object", client_error("ServiceUnavailable", 503, "PutObject")),
+        ("put_object", client_error("NoSuchBucket", 404, "PutObject")),
+    ],
+)
+def test_transient_errors_are_raised_so_lambda_retries(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], operation: str, error: Exception
+) -> None:
+    record = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
+    key = "uploads/l1/a.jpg" if operation == "get_object" else RENDITION.format("a")
+    h = hooked_handler(s3, monkeypatch, {(operation, key): raises(error)})
+    with pytest.raises(type(error)):
+        invoke(h, event(record))
+    (line,) = [line for line in log_lines(capsys.readouterr().out) if line["message"].startswith("retrying")]
+    assert (line["key"], line["level"]) == ("uploads/l1/a.jpg", "WARNING")
+
+
+def test_a_transient_error_in_the_middle_is_raised_after_the_others(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The others are rendered now rather than after Lambda's retry (which renders them again, to the same bytes).
+    records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(800, 600)) for name in "abc"]
+    fault = raises(client_error("SlowDown", 503, "GetObject"))
+    h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
+    with pytest.raises(ClientError, match="SlowDown"):
+        invoke(h, event(*records))
+    assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
+
+
+@contextlib.contextmanager
+def fake_s3(answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply.
+    Yields its URL and the methods of the requests it saw, in order."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.command)
+            status, headers, body = answer(self.command)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_HEAD = _reply  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def s3_error(status: int, code: str) -> tuple[int, dict[str, str], bytes]:
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>m</Message></Error>'
+    return status, {"Content-Type": "application/xml"}, body.encode()
+
+
+@pytest.mark.parametrize(("method", "status", "code"), [("GET", 503, "SlowDown"), ("PUT", 500, "InternalError")])
+def test_botocore_retries_then_the_handler_raises(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, method: str, status: int, code: str
+) -> None:
+    # The real client from s3_client() against a fake endpoint: standard retry mode, 5 retries, then the error.
+    photo = jpeg(800, 600)
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+
+    def answer(request_method: str) -> tuple[int, dict[str, str], bytes]:
+        if request_method == method:
+            return s3_error(status, code)
+        return 200, {"ETag": '"e"', "Content-Type": "image/jpeg"}, photo
+
+    with fake_s3(answer) as (url, seen):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        boto3.DEFAULT_SESSION = None
+        h = make_handler("thumbnail")
+        record = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                  "s3": {"bucket": {"name": BUCKET}, "object": {"key": "uploads/a.jpg", "eTag": "e"}}}  # fmt: skip
+        with pytest.raises(ClientError, match=code):
+            invoke(h, event(record))
+    assert seen.count(method) == 6, seen  # the first attempt and 5 retries
+
+
+# --- The functions under their own IAM policy (moto enforcing it) ----------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """serverless.yml with its CloudFormation tags (!Ref, !GetAtt, …) read as None: only the S3 statements matter."""
+
+
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def deployed_s3_statements() -> list[dict[str, Any]]:
+    """The role's S3 statements as serverless.yml deploys them, for this test's bucket."""
+    config = yaml.load((ROOT / "serverless.yml").read_text(), Loader=_CfnLoader)
+    params = {**config["params"]["default"], "photosBucket": BUCKET}
+    statements = config["provider"]["iam"]["role"]["statements"]
+    s3_statements = [s for s in statements if str(s["Action"]).startswith("s3:")]
+    resolved = re.sub(r"\$\{param:(\w+)\}", lambda m: str(params[m[1]]), json.dumps(s3_statements))
+    assert "${" not in resolved, resolved
+    loaded: list[dict[str, Any]] = json.loads(resolved)
+    return loaded
+
+
+def iam_user(name: str, statements: list[dict[str, Any]]) -> dict[str, str]:
+    iam = boto3.client("iam")
+    iam.create_user(UserName=name)
+    document = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_user_policy(UserName=name, PolicyName="policy", PolicyDocument=json.dumps(document))
+    access_key: dict[str, str] = iam.create_access_key(UserName=name)["AccessKey"]
+    return access_key
+
+
+@contextlib.contextmanager
+def as_the_function(endpoint: str, monkeypatch: pytest.MonkeyPatch, extra: list[dict[str, Any]]) -> Iterator[Any]:
+    """Runs the block with the credentials of an IAM user holding the functions' policy (plus ``extra``), with moto
+    enforcing IAM; turns enforcement off again afterwards (the moto server is shared by the session). Yields an S3
+    client of another user who may do anything, for uploads meanwhile."""
+    access_key = iam_user("kiray-function", deployed_s3_statements() + extra)
+    anything = iam_user("uploader", [{"Effect": "Allow", "Action": "*", "Resource": "*"}])
+    uploader = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=anything["AccessKeyId"],
+                            aws_secret_access_key=anything["SecretAccessKey"], aws_session_token=None)  # fmt: skip
+
+    def set_auth(count: str) -> str:
+        request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})  # fmt: skip
+        with urllib.request.urlopen(request) as response:
+            return str(json.loads(response.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
+
+    with monkeypatch.context() as m:
+        m.setenv("AWS_ACCESS_KEY_ID", access_key["AccessKeyId"])
+        m.setenv("AWS_SECRET_ACCESS_KEY", access_key["SecretAccessKey"])
+        m.delenv("AWS_SESSION_TOKEN", raising=False)
+        boto3.DEFAULT_SESSION = None
+        previous = set_auth("0")
+        try:
+            yield uploader
+        finally:
+            set_auth(previous)
+            boto3.DEFAULT_SESSION = None
+
+
+def test_the_deployed_policy_is_enough_and_a_refused_read_is_permanent(
+    s3: Any, local_aws: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A three-record event whose middle object the role may not read (as with a foreign KMS key or a deny policy).
+    # Real S3 also answers 403 for a deleted object when the role has no ListBucket; moto answers 404 there, but
+    # the 403 takes the same path as this one.
+    records = [upload(s3, key, jpeg(800, 600)) for key in ("uploads/l1/a.jpg", "uploads/locked/b.jpg",
+                                                           "uploads/l1/c.jpg")]  # fmt: skip
+    deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/uploads/locked/*"}
+    with as_the_function(local_aws, monkeypatch, [deny]) as uploader:
+        h = make_handler("thumbnail")
+        result = invoke(h, event(*records))
+        # A new upload of a rendered key: the rendition exists, so the functions read it (HEAD) before replacing it.
+        replaced = upload(uploader, "uploads/l1/a.jpg", jpeg(800, 600, (0, 200, 0)))
+        again = invoke(h, event(replaced))
+    assert result["failed"] == [{"key": "uploads/locked/b.jpg", "error_class": "AccessDenied"}]
+    assert result["rendered"] == [RENDITION.format("a"), RENDITION.format("c")]
+    assert again["rendered"] == [RENDITION.format("a")], again
+    errors = [line for line in log_lines(capsys.readouterr().out) if line["level"] == "ERROR"]
+    assert [(e["key"], e["error_class"], e["operation"]) for e in errors] == [
+        ("uploads/locked/b.jpg", "AccessDenied", "GetObject")
+    ]
+    metadata = s3.head_object(Bucket=BUCKET, Key=RENDITION.format("a"))["Metadata"]
+    assert metadata["source-sequencer"] == replaced["s3"]["object"]["sequencer"]
+    assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
