@@ -29,11 +29,11 @@ import numpy as np
 import PIL
 from PIL import Image, features
 
-from bench import metrics
+from bench import cli, metrics
 from bench.peers import Job, Outcome, Peer, Rendered, Skipped
 from bench.peers.ours import Ours
 from bench.peers.sharp import Sharp, unavailable_reason
-from bench.reference import DEFAULT_CACHE_DIR, ReferenceError, References, RGBArray
+from bench.reference import ReferenceError, References, RGBArray
 from kiray_imaging.presets import PRESETS, Preset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -428,12 +428,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--presets", default=",".join(PRESETS), help="comma-separated preset names (default: %(default)s)"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path (default: %(default)s)")
-    parser.add_argument("--outputs", type=Path, help="keep every peer's renditions here (default: a temp dir)")
-    parser.add_argument(
-        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="reference cache (default: %(default)s)"
-    )
-    parser.add_argument("--no-cache", action="store_true", help="recompute every reference, store none")
+    cli.add_report_options(parser, DEFAULT_OUT, "peer")
     parser.add_argument("--no-iso", action="store_true", help="skip the iso-SSIM re-encodes of our renditions")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any row misses the goal")
     return parser.parse_args(argv)
@@ -446,13 +441,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"quality: {message}", file=sys.stderr, flush=True)
 
-    peer_names = [n.strip() for n in args.peers.split(",") if n.strip()]
+    peer_names = cli.names(args.peers)
     unknown = sorted(set(peer_names) - set(PEERS))
     if unknown or not peer_names:
         log(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
         return 2
     # Arguments first, then the environment: a typo is reported as a typo wherever sharp is missing.
-    preset_names = [n.strip() for n in args.presets.split(",") if n.strip()]
+    preset_names = cli.names(args.presets)
     if not preset_names or any(n not in PRESETS for n in preset_names):
         log(f"expected presets from {sorted(PRESETS)}, got {args.presets!r}")
         return 2

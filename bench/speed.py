@@ -41,11 +41,11 @@ from typing import Any
 from PIL import Image
 
 import kiray_imaging
-from bench import quality
+from bench import cli, quality
 from bench.peers import Rendered, Skipped
 from bench.peers.ours import Ours
 from bench.peers.sharp import unavailable_reason as sharp_unavailable_reason
-from bench.reference import DEFAULT_CACHE_DIR, ReferenceError, References
+from bench.reference import ReferenceError, References
 from kiray_imaging.presets import PRESETS, Preset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1202,12 +1202,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, help="timed runs per figure (overrides the default and --quick)")
     parser.add_argument("--warmup", type=int, help="warm-up runs per figure (at least 1)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path (default: %(default)s)")
-    parser.add_argument("--outputs", type=Path, help="keep every tool's renditions here (default: a temp dir)")
-    parser.add_argument(
-        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="reference cache (default: %(default)s)"
-    )
-    parser.add_argument("--no-cache", action="store_true", help="recompute every reference, store none")
+    cli.add_report_options(parser, DEFAULT_OUT, "tool")
     return parser.parse_args(argv)
 
 
@@ -1218,7 +1213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
-    peers = [n.strip() for n in args.peers.split(",") if n.strip()]
+    peers = cli.names(args.peers)
     unknown = sorted(set(peers) - set(PEER_NAMES))
     if unknown or not peers:
         log(f"unknown peers {unknown}; choose from {list(PEER_NAMES)}")
