@@ -13,6 +13,8 @@ Serverless plugin can call this on every `sls package` / `sls deploy` at almost 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -117,6 +119,19 @@ def zip_layer(wheel: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
+@contextlib.contextmanager
+def exclusive_build() -> Any:
+    """One build at a time per checkout: two maturin runs sharing target/ and layer/build/ break each other."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another build of this checkout is running; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild the wheel even if it looks up to date")
@@ -125,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     gate = load_gate()
     gate.ARCH = args.architecture
 
-    wheel = current_wheel(TARGETS[args.architecture], args.force)
+    with exclusive_build():
+        return build_and_verify(gate, args.architecture, args.force)
+
+
+def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
+    wheel = current_wheel(TARGETS[architecture], force)
     try:
         # Verify the wheel, then what actually ships: the zip.
         gate.verify(wheel)
