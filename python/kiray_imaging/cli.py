@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kiray_imaging import verify_layer
 from kiray_imaging._core import ImageError
 from kiray_imaging.presets import PRESETS
 from kiray_imaging.rendering import FORMATS, render
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", required=True, choices=sorted(PRESETS))
     r.add_argument("--format", default="jpeg", choices=FORMATS)
     r.add_argument("-o", "--output", required=True, type=Path, help="where to write the rendition")
+    verify_layer.add_parser(commands)
     return parser
 
 
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "render":
         return _render(args)
+    if args.command == "verify-layer":
+        return verify_layer.run(args)
     raise AssertionError(args.command)
 
 

@@ -17,7 +17,7 @@ import struct
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -686,6 +686,28 @@ def _wheel_metadata_problems(text: str) -> list[str]:
     return problems
 
 
+# The file name of a Python extension module says which interpreters will import it (PEP 3149):
+# `_core.abi3.so` any CPython 3 from the build's minimum on (PEP 384), `_core.cpython-312-x86_64-linux-gnu.so`
+# CPython 3.12 only. A layer serves every python3.x runtime, so only abi3 (or untagged) names pass.
+_EXTENSION_TAG = re.compile(r"\.(?P<tag>(?:cpython|cp|pypy|graalpy)[^./]*)\.(?:so|pyd)$", re.IGNORECASE)
+_CPYTHON_VERSION = re.compile(r"(?:cpython-|cp)3(\d{1,3})", re.IGNORECASE)
+
+
+def extension_tag_problem(path: str) -> str | None:
+    """Why an extension module's file name ties it to one interpreter, or None (abi3, untagged, or a plain library)."""
+    match = _EXTENSION_TAG.search(PurePosixPath(path).name)
+    if match is None:
+        return None
+    tag = match.group("tag")
+    version = _CPYTHON_VERSION.match(tag)
+    if version is None:
+        return f"extension module tag {tag} is not CPython: Lambda's python3.x runtimes are CPython"
+    return (
+        f"extension module tag {tag} is not abi3: only CPython 3.{version.group(1)} imports it, not every "
+        "Lambda python3.x runtime (a stable-ABI build is named *.abi3.so)"
+    )
+
+
 # --------------------------------------------------------------------------- scanning
 _WHEEL_METADATA = re.compile(r"[^/]+\.dist-info/WHEEL")
 
@@ -742,7 +764,17 @@ def _judge(path: str, head: bytes, read_all: Callable[[], bytes | None]) -> Find
     data = read_all()
     if data is None:
         return _too_large(path)
-    return inspect_binary(path, data)
+    return _with_name_check(inspect_binary(path, data))
+
+
+def _with_name_check(finding: Finding | None) -> Finding | None:
+    if finding is None or not _is_native(finding):
+        return finding
+    problem = extension_tag_problem(finding.path)
+    if problem is None:
+        return finding
+    reason = f"{finding.reason}; {problem}" if finding.reason else problem
+    return replace(finding, ok=False, reason=reason)
 
 
 def _scan_zip(archive: Path, display: str) -> list[Finding]:
@@ -894,35 +926,43 @@ def _emit(text: str, stream: IO[str]) -> None:
     stream.write(text.encode(encoding, "replace").decode(encoding) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    if not args or any(a in ("-h", "--help") for a in args):
-        _emit("usage: layer_gate.py PATH [PATH...]   (PATH: a .whl, a layer .zip or a folder)", sys.stderr)
-        return 2
-    paths = [Path(a) for a in args]
-    missing = [p for p in paths if not p.exists()]
+def report(paths: Sequence[Path], out: IO[str], err: IO[str], prog: str = "gate") -> int:
+    """Print one line per shared object (and per refusal) of each path, then a verdict on err.
+
+    Exit status: 0 passed, 1 refused, 2 a path does not exist. The build's gate and the
+    `kiray-imaging verify-layer` command both print through here, so they cannot disagree.
+    """
+    missing = [p for p in paths if not Path(p).exists()]
     if missing:
         for p in missing:
-            _emit(f"gate: no such file or folder: {p}", sys.stderr)
+            _emit(f"{prog}: no such file or folder: {p}", err)
         return 2
     refused: list[Finding] = []
     notes: list[str] = []
     binaries = 0
     for path in paths:
-        findings = scan(path)
+        findings = scan(Path(path))
         for finding in findings:
-            _emit(finding.line(), sys.stdout)
+            _emit(finding.line(), out)
         binaries += sum(1 for f in findings if f.ok and _is_native(f))
-        path_refused, path_notes = _verdict(path, findings)
+        path_refused, path_notes = _verdict(Path(path), findings)
         refused += path_refused
         notes += path_notes
-    sys.stdout.flush()
+    out.flush()
     if refused or notes:
         parts = [f"{len(refused)} finding(s) Lambda would fail on, see the REFUSED lines above"] if refused else []
-        _emit("gate: REFUSED " + "; ".join(parts + notes), sys.stderr)
+        _emit(f"{prog}: REFUSED " + "; ".join(parts + notes), err)
         return 1
-    _emit(f"gate: passed ({binaries} shared object{'' if binaries == 1 else 's'})", sys.stderr)
+    _emit(f"{prog}: passed ({binaries} shared object{'' if binaries == 1 else 's'})", err)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or any(a in ("-h", "--help") for a in args):
+        _emit("usage: layer_gate.py PATH [PATH...]   (PATH: a .whl, a layer .zip or a folder)", sys.stderr)
+        return 2
+    return report([Path(a) for a in args], sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":
