@@ -7,6 +7,10 @@ oversized upload, S3 refusing access (``AccessDenied``, also what a deleted obje
 raised. Anything else from S3 or the network is transient: botocore retries it, then it is raised so Lambda retries
 the event, and after that the event goes to the failure queue. Events that are stale (the object was replaced or
 deleted since, or a newer upload's rendition is already written) are skipped.
+
+S3 Batch Operations (backfills, docs/backfills.md) invoke the same functions with a list of tasks instead of an
+event, and get one result per task back: rendered or skipped is ``Succeeded``, permanent is ``PermanentFailure``,
+transient is ``TemporaryFailure`` (S3 retries the task); nothing is raised.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kiray_imaging import __version__, config, simd_level
+from kiray_imaging import __version__, batch_operations, config, simd_level
 from kiray_imaging.logs import configure, log
 from kiray_imaging.output_keys import rendition_key
 from kiray_imaging.presets import Preset, resolve
@@ -69,7 +73,10 @@ class Outcome:
     status: Status
     key: str
     detail: str = ""
+    """Why skipped (a short reason), or the error class of a failure."""
     output_keys: tuple[str, ...] = ()
+    message: str = ""
+    """What went wrong, for a failure: the line an operator reads in a Batch Operations report."""
 
 
 class RenditionWriteConflictError(RuntimeError):
@@ -146,7 +153,7 @@ def _too_large(obj: S3Object, where: Mapping[str, str], size: int) -> Outcome:
         error_class="LimitExceededError",
         input_bytes=size,
     )
-    return Outcome("failed", obj.key, "LimitExceededError")
+    return Outcome("failed", obj.key, "LimitExceededError", message=f"object is {size} bytes, over MAX_INPUT_BYTES")
 
 
 def _read_source(
@@ -169,6 +176,14 @@ def _read_source(
                 reason="superseded", event_etag=obj.etag)  # fmt: skip
             return Outcome("skipped", obj.key, "superseded")
         raise
+    if obj.version_id and response.get("VersionId", "null") != obj.version_id:
+        # A Batch Operations manifest named the version that was current when it was made. The object has been
+        # replaced since: its upload has its own event. (Reading the named version instead would need
+        # s3:GetObjectVersion, and would render a photo nobody sees any more.)
+        response["Body"].close()
+        log(logging.INFO, "skipped: superseded, the object was replaced since the manifest was made", **where,
+            reason="superseded", manifest_version_id=obj.version_id)  # fmt: skip
+        return Outcome("skipped", obj.key, "superseded")
     length = int(response.get("ContentLength", 0))
     if length > settings.max_input_bytes:
         response["Body"].close()
@@ -176,13 +191,54 @@ def _read_source(
     return response["Body"].read(), obj.etag or str(response.get("ETag", "")).strip('"')
 
 
-def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef) -> bool:
-    """Writes the rendition unless one made from a later upload of the source is already there (``False``).
+Replacement = Callable[[Mapping[str, str]], "Mapping[str, str] | None"]
+"""Given an existing rendition's metadata: the metadata to replace it with, or ``None`` to leave it alone."""
+
+
+def _source_is_current(s3: S3Client, obj: S3Object, etag: str) -> bool:
+    """Whether the source is still the version we rendered (HEAD; the role may GetObject on the source prefix)."""
+    try:
+        current = s3.head_object(Bucket=obj.bucket, Key=obj.key)
+    except ClientError as e:
+        if error_code(e) in ("NoSuchKey", "NotFound"):
+            return False
+        raise
+    return str(current.get("ETag", "")).strip('"') == etag
+
+
+def _replacement(s3: S3Client, obj: S3Object, etag: str, ours: Mapping[str, str]) -> Replacement:
+    """When a rendition already exists, whether ours replaces it.
+
+    An event has a ``sequencer``: S3's order of events for the key decides (``newer_rendition_exists``). A Batch
+    Operations task has none — it renders the object as it is now — so there is no order to compare. Instead:
+    a rendition of the same source version is replaced (that is what a backfill is for: new presets or encoder),
+    keeping the event's sequencer so a slow, older event still loses to it; a rendition of another version is
+    replaced only if our source is still the current version. If a newer upload got in between, its own event
+    renders it: we leave its rendition alone, or it replaces ours (ours carries no sequencer to stop it)."""
+    current: list[bool] = []
+
+    def decide(existing: Mapping[str, str]) -> Mapping[str, str] | None:
+        if obj.sequencer:
+            return None if newer_rendition_exists(existing, ours) else ours
+        same_key = all(existing.get(name) == ours.get(name) for name in ("source-key", "source-key-sha256"))
+        if same_key and existing.get("source-etag") == etag:
+            sequencer = existing.get("source-sequencer")
+            return {**ours, "source-sequencer": sequencer} if sequencer else ours
+        if not current:
+            current.append(_source_is_current(s3, obj, etag))
+        return ours if current[0] else None
+
+    return decide
+
+
+def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef, replacement: Replacement) -> bool:
+    """Writes the rendition unless ``replacement`` says to leave an existing one alone (``False``), e.g. one made
+    from a later upload of the source.
 
     Conditional writes make the check and the write one step: create only if absent, else replace only the exact
     version that was compared (its ETag). Losing a race to another writer means looking again. The existing
     rendition is only read once S3 has said it exists, so a 403 there is a real refusal, not a missing key."""
-    bucket, key, metadata = request["Bucket"], request["Key"], request.get("Metadata", {})
+    bucket, key = request["Bucket"], request["Key"]
     for _ in range(_WRITE_ATTEMPTS):
         try:
             create: PutObjectRequestTypeDef = {**request, "IfNoneMatch": "*"}
@@ -197,10 +253,11 @@ def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef) -> bool:
             if error_code(e) not in _WRITE_CONFLICTS:
                 raise
             continue
-        if newer_rendition_exists(existing.get("Metadata", {}), metadata):
+        metadata = replacement(existing.get("Metadata", {}))
+        if metadata is None:
             return False
         try:
-            replace: PutObjectRequestTypeDef = {**request, "IfMatch": existing["ETag"]}
+            replace: PutObjectRequestTypeDef = {**request, "Metadata": dict(metadata), "IfMatch": existing["ETag"]}
             s3.put_object(**replace)
             return True
         except ClientError as e:
@@ -229,9 +286,10 @@ def _render_and_write(
         )
     except ImageError as e:
         log(logging.ERROR, f"failed: {e}", **where, error_class=type(e).__name__, input_bytes=len(data))
-        return Outcome("failed", obj.key, type(e).__name__)
+        return Outcome("failed", obj.key, type(e).__name__, message=str(e))
 
     metadata = rendition_metadata(obj, etag)
+    replacement = _replacement(s3, obj, etag, metadata)
     written = []
     for rendition in renditions.values():
         out_key = rendition_key(
@@ -250,7 +308,7 @@ def _render_and_write(
             "CacheControl": settings.cache_control,
             "Metadata": metadata,
         }
-        if not _write_rendition(s3, request):
+        if not _write_rendition(s3, request, replacement):
             log(logging.INFO, "skipped: a rendition of a newer upload is already written", **where,
                 reason="superseded", output_key=out_key, event_sequencer=obj.sequencer)  # fmt: skip
             continue
@@ -296,7 +354,7 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
             raise  # transient: botocore has retried already; Lambda retries the event
         log(logging.ERROR, f"failed: S3 {e.operation_name} refused: {code}", **where, error_class=code,
             operation=e.operation_name)  # fmt: skip
-        return Outcome("failed", obj.key, code)
+        return Outcome("failed", obj.key, code, message=f"S3 {e.operation_name} refused: {code}")
 
 
 def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects: list[S3Object]) -> list[Outcome]:
@@ -317,6 +375,54 @@ def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects
     return outcomes
 
 
+def batch_task_result(
+    s3: S3Client, settings: config.Settings, preset: Preset, task: batch_operations.Task
+) -> batch_operations.TaskResult:
+    """One Batch Operations task through ``process_object``, its outcome as a result code. Never raises: S3
+    retries a ``TemporaryFailure`` itself, and an exception would fail every task of the invocation."""
+    if task.obj is None:
+        log(logging.ERROR, f"failed: {task.problem}", rendition=preset.name, task_id=task.task_id,
+            error_class="EventShapeError")  # fmt: skip
+        return batch_operations.result(task.task_id, "PermanentFailure", f"EventShapeError: {task.problem}")
+    obj = task.obj
+    try:
+        outcome = process_object(s3, settings, preset, obj)
+    except Exception as e:
+        code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
+        log(logging.WARNING, f"retrying: {e}", bucket=obj.bucket, key=obj.key, rendition=preset.name,
+            error_class=code, task_id=task.task_id)  # fmt: skip
+        return batch_operations.result(task.task_id, "TemporaryFailure", f"{code}: {e}")
+    if outcome.status == "rendered":
+        return batch_operations.result(task.task_id, "Succeeded", "rendered: " + " ".join(outcome.output_keys))
+    if outcome.status == "skipped":
+        # Skips are successes: nothing to do (see docs/backfills.md for why the recursion guard is one too).
+        return batch_operations.result(task.task_id, "Succeeded", f"skipped: {outcome.detail}")
+    return batch_operations.result(task.task_id, "PermanentFailure", f"{outcome.detail}: {outcome.message}")
+
+
+def _batch_response(
+    s3: S3Client, settings: config.Settings, preset: Preset, event: Mapping[str, Any]
+) -> dict[str, Any]:
+    invocation = batch_operations.parse(event)
+    if invocation.user_arguments:
+        # None are defined; logged so a job created with some is not silently taken to have used them.
+        log(logging.WARNING, "ignored: Batch Operations userArguments", rendition=preset.name,
+            job_id=invocation.job_id, user_arguments=dict(invocation.user_arguments))  # fmt: skip
+    results = [batch_task_result(s3, settings, preset, task) for task in invocation.tasks]
+    for task, r in zip(invocation.tasks, results):
+        log(
+            logging.INFO,
+            "batch task",
+            rendition=preset.name,
+            job_id=invocation.job_id,
+            task_id=task.task_id,
+            key=task.obj.key if task.obj else None,
+            result_code=r.result_code,
+            result_string=r.result_string,
+        )
+    return batch_operations.response(invocation, results)
+
+
 def make_handler(preset_name: str) -> Handler:
     """The Lambda entry point for one preset. Settings and the S3 client are made once per cold start."""
     preset = resolve(preset_name)
@@ -327,6 +433,8 @@ def make_handler(preset_name: str) -> Handler:
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         try:
+            if batch_operations.is_batch_operations_event(event):
+                return _batch_response(s3, settings, preset, event)
             objects = objects_from_event(event)
         except EventShapeError as e:
             # A malformed event stays malformed: log it for the on-call engineer instead of retrying it.

@@ -21,6 +21,8 @@ class S3Object:
     etag: str | None
     sequencer: str | None
     """S3's order of events for this key (hex); ``None`` when absent or not hex."""
+    version_id: str | None = None
+    """The version a Batch Operations manifest named: the one expected to be current (no event names one)."""
 
 
 class EventShapeError(ValueError):
