@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kiray_imaging import verify_layer
+from kiray_imaging import backfill, batch, verify_layer
 from kiray_imaging._core import ImageError
 from kiray_imaging.presets import PRESETS
 from kiray_imaging.rendering import FORMATS, render
@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--format", default="jpeg", choices=FORMATS)
     r.add_argument("-o", "--output", required=True, type=Path, help="where to write the rendition")
     verify_layer.add_parser(commands)
+    batch.register(commands)
+    backfill.register(commands)
     return parser
 
 
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return _render(args)
     if args.command == "verify-layer":
         return verify_layer.run(args)
+    if args.command in ("batch", "backfill"):
+        return int(args.run(args))
     raise AssertionError(args.command)
 
 
