@@ -185,6 +185,11 @@ def _read_source(
             reason="superseded", manifest_version_id=obj.version_id)  # fmt: skip
         return Outcome("skipped", obj.key, "superseded")
     length = int(response.get("ContentLength", 0))
+    if length == 0:
+        # An event says so up front (``size``); a Batch Operations task only here.
+        response["Body"].close()
+        log(logging.INFO, "skipped: folder marker or empty object", **where, reason="empty")
+        return Outcome("skipped", obj.key, "empty")
     if length > settings.max_input_bytes:
         response["Body"].close()
         return _too_large(obj, where, length)
