@@ -26,7 +26,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-layer: $(VENV)/.installed ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
+# cargo-about writes the layer's licence notices. Its version is pinned once, in layer/build.py; built from crates.io
+# with its own Cargo.lock (--locked), once per machine (a few minutes), skipped when that version is installed.
+CARGO_ABOUT_VERSION := $(shell sed -n 's/^CARGO_ABOUT_VERSION = "\(.*\)"/\1/p' layer/build.py)
+.PHONY: cargo-about
+cargo-about:
+	@[ "$$(cargo-about --version 2>/dev/null)" = "cargo-about $(CARGO_ABOUT_VERSION)" ] \
+	  || cargo install --locked --features cli cargo-about@$(CARGO_ABOUT_VERSION)
+
+layer: $(VENV)/.installed cargo-about ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
 	$(PY) layer/build.py
 
 setup: $(VENV)/.installed node_modules/.installed layer ## install everything: .venv, node_modules, the core (for invoke local)

@@ -8,6 +8,12 @@ for a Mach-O, "GLIBC_2.xx not found" for a new glibc). The gate below refuses bo
 
 The build is skipped when the wheel is newer than every input (sources, lock files, build settings), so the
 Serverless plugin can call this on every `sls package` / `sls deploy` at almost no cost.
+
+Reproducible: the same commit gives byte-identical wheel and zip from any folder on any machine (fixed
+SOURCE_DATE_EPOCH, build paths remapped out of the binary, fixed zip metadata); tests/layer/test_reproducible.py
+builds a second copy elsewhere and compares. Licensed: cargo-about writes the notices of everything compiled into
+the extension into the package (kiray_imaging/licenses/), and fails the build on a licence outside layer/about.toml's
+allow-list. See docs/supply-chain.md.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,8 +47,22 @@ MANYLINUX = "manylinux2014"
 INPUTS = ("Cargo.toml", "Cargo.lock", "pyproject.toml", "rust_core", "python")
 # Lambda allows 250 MB unzipped per function including layers; our own budget is far tighter.
 MAX_LAYER_ZIP_BYTES = 3 * 1024 * 1024
-# Zip timestamps: fixed, so the same wheel always gives the same zip (SOURCE_DATE_EPOCH overrides).
+# Zip timestamps: fixed, so the same wheel always gives the same zip (SOURCE_DATE_EPOCH overrides). Not the commit
+# time: a commit that does not touch the layer must not make a new layer version on the next deploy.
 EPOCH_1980 = 315532800
+
+# Licence notices (cargo-about). The version is pinned here and installed by `make setup`, which reads it from here.
+CARGO_ABOUT_VERSION = "0.9.3"
+ABOUT_CONFIG = ROOT / "layer" / "about.toml"
+ABOUT_TEMPLATE = ROOT / "layer" / "about.hbs"
+# Generated, git-ignored, and included in the wheel by pyproject.toml ([tool.maturin] include).
+NOTICES_DIR = ROOT / "python" / "kiray_imaging" / "licenses"
+NOTICES = NOTICES_DIR / "THIRD_PARTY_LICENSES.txt"
+# The Rust standard library is linked in too; rustup ships its notices (and those of its own dependencies).
+STD_NOTICES = NOTICES_DIR / "rust-std-COPYRIGHT-library.html"
+NOTICES_STAMP = BUILD / "notices.sha256"
+NOTICE_INPUTS = ("Cargo.toml", "Cargo.lock", "rust_core/Cargo.toml", "rust-toolchain.toml", "layer/about.toml",
+                 "layer/about.hbs")  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -74,9 +95,57 @@ def inputs_digest(target: str) -> str:
     return digest.hexdigest()
 
 
+def source_date_epoch() -> int:
+    return max(int(os.environ.get("SOURCE_DATE_EPOCH", EPOCH_1980)), EPOCH_1980)
+
+
+def rust_sysroot() -> Path:
+    # Asked from ROOT so that rust-toolchain.toml picks the toolchain, as it does for the build.
+    out = subprocess.run(["rustc", "--print", "sysroot"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def cargo_home(env: dict[str, str]) -> Path:
+    return Path(env.get("CARGO_HOME") or Path.home() / ".cargo")
+
+
+def path_remaps(env: dict[str, str]) -> list[tuple[str, str]]:
+    """Build paths → neutral names. Panic messages and C __FILE__ strings would otherwise carry the checkout, the
+    cargo registry and the toolchain paths of whoever built the layer, and the same commit would not give the same
+    bytes elsewhere. The prefixes never nest, so the order in which compilers apply them does not matter."""
+    prefixes = [(ROOT, "/kiray-imaging"), (cargo_home(env), "/cargo"), (rust_sysroot(), "/rust")]
+    target_dir = env.get("CARGO_TARGET_DIR")
+    if target_dir:
+        prefixes.append((Path(target_dir), "/kiray-imaging-target"))
+    remaps: list[tuple[str, str]] = []
+    for path, neutral in prefixes:
+        for real in dict.fromkeys([str(path), str(path.resolve())]):  # as given and with symlinks resolved
+            inside = any(real == seen or real.startswith(seen + os.sep) or seen.startswith(real + os.sep)
+                         for seen, _ in remaps)  # fmt: skip
+            if not inside:
+                remaps.append((real, neutral))
+    return remaps
+
+
+def reproducible_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment maturin, cargo, rustc and zig cc run in, so that the binary depends only on the sources."""
+    env = dict(env)
+    remaps = path_remaps(env)
+    env["SOURCE_DATE_EPOCH"] = str(source_date_epoch())
+    # Set, not appended to: a builder's own RUSTFLAGS or ~/.cargo/config.toml rustflags (target-cpu=native…) must
+    # not shape what ships. The encoded form keeps paths with spaces whole.
+    env.pop("RUSTFLAGS", None)
+    env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(f"--remap-path-prefix={real}={neutral}" for real, neutral in remaps)
+    # The C of mozjpeg-sys and libwebp-sys, compiled by zig cc through the cc crate, which reads CFLAGS.
+    for name in [n for n in env if n == "CFLAGS" or n.startswith(("CFLAGS_", "TARGET_CFLAGS"))]:
+        del env[name]
+    env["CFLAGS"] = " ".join(f"-ffile-prefix-map={real}={neutral}" for real, neutral in remaps)
+    return env
+
+
 def build_wheel(target: str) -> Path:
     shutil.rmtree(WHEELS, ignore_errors=True)
-    env = dict(os.environ)
+    env = reproducible_env(dict(os.environ))
     # maturin finds zig through `python -m ziglang` of the interpreter on PATH: make that this one.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = [
@@ -104,10 +173,72 @@ def current_wheel(target: str, force: bool) -> Path:
     return wheel
 
 
+class LicenceError(Exception):
+    """cargo-about refused (a licence outside the allow-list, an unreadable or changed licence file); str() says why."""
+
+
+def cargo_about() -> str:
+    """The pinned cargo-about, or SystemExit saying how to get it."""
+    found = shutil.which("cargo-about") or str(cargo_home(dict(os.environ)) / "bin" / "cargo-about")
+    try:
+        version = subprocess.run([found, "--version"], capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        version = []
+    if version[-1:] != [CARGO_ABOUT_VERSION]:
+        raise SystemExit(
+            f"layer: cargo-about {CARGO_ABOUT_VERSION} writes the licence notices, found {' '.join(version) or 'none'}:"
+            f" run `make setup` (cargo install --locked cargo-about@{CARGO_ABOUT_VERSION} --features cli)"
+        )
+    return found
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def generate_notices(out: Path, config: Path = ABOUT_CONFIG) -> None:
+    """Notices of every crate compiled into the extension → out; LicenceError if one is outside the allow-list."""
+    exe = cargo_about()
+    manifest = str(ROOT / "rust_core" / "Cargo.toml")
+    # --frozen: no network, so the notices come from the locked crates' own files, never from a fetch that may vary.
+    subprocess.run(["cargo", "fetch", "--locked", "--quiet", "--manifest-path", manifest], cwd=ROOT, check=True)
+    command = [exe, "generate", "--frozen", "--fail", "--config", str(config), "--manifest-path", manifest,
+               "--output-file", str(out), str(ABOUT_TEMPLATE)]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    messages = _ANSI.sub("", result.stderr).strip()
+    # A clarification whose checksum no longer matches (the crate's licence file changed) is only a warning to
+    # cargo-about, which then guesses from the file: here it stops the build until someone reads the new terms.
+    if result.returncode != 0 or "failed to validate" in messages:
+        out.unlink(missing_ok=True)
+        raise LicenceError(messages or f"cargo-about exited with {result.returncode}")
+
+
+def notices_digest() -> str:
+    digest = hashlib.sha256(f"cargo-about {CARGO_ABOUT_VERSION}\0".encode())
+    for name in NOTICE_INPUTS:
+        digest.update(name.encode() + b"\0" + hashlib.sha256((ROOT / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def current_notices() -> None:
+    """Regenerate kiray_imaging/licenses/ when the dependency graph, the toolchain or the templates changed."""
+    digest = notices_digest()
+    outputs = (NOTICES, STD_NOTICES, NOTICES_STAMP)
+    if all(f.is_file() for f in outputs) and NOTICES_STAMP.read_text().strip() == digest:
+        return
+    NOTICES_DIR.mkdir(parents=True, exist_ok=True)
+    generate_notices(NOTICES)
+    std = rust_sysroot() / "share" / "doc" / "rust" / "COPYRIGHT-library.html"
+    if not std.is_file():
+        raise LicenceError(f"{std} is missing: the Rust standard library's notices cannot be shipped without it")
+    shutil.copyfile(std, STD_NOTICES)
+    NOTICES_STAMP.write_text(digest + "\n")
+    crates = len(re.findall(r"^\S+ \S+: ", NOTICES.read_text(encoding="utf-8"), re.MULTILINE))
+    log(f"licence notices for {crates} crates (cargo-about {CARGO_ABOUT_VERSION}) → {NOTICES.relative_to(ROOT)}")
+
+
 def zip_layer(wheel: Path, out: Path) -> None:
     """Lambda unpacks a layer into /opt; Python layers put packages under python/, which is on sys.path there."""
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", EPOCH_1980))
-    stamp = time.gmtime(max(epoch, EPOCH_1980))[:6]
+    stamp = time.gmtime(source_date_epoch())[:6]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
@@ -145,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
+    try:
+        current_notices()
+    except LicenceError as e:
+        print(f"layer: REFUSED by the licence check (layer/about.toml), nothing was built:\n{e}", file=sys.stderr)
+        return 1
     wheel = current_wheel(TARGETS[architecture], force)
     try:
         # Verify the wheel, then what actually ships: the zip.
