@@ -19,6 +19,18 @@ pub mod sniff;
 #[cfg(feature = "python")]
 mod python;
 
+/// The stages `render` chains, one by one, for the criterion benches (`benches/stages.rs`), so that a regression
+/// shows up in the stage that caused it. Not a supported API: signatures follow the pipeline's needs.
+#[doc(hidden)]
+pub mod stages {
+    pub use crate::colour::rgb_to_srgb as colour;
+    pub use crate::decode::{decode, Decoded};
+    pub use crate::encode::encode;
+    pub use crate::orient::apply as orient;
+    pub use crate::pixels::{Layout, Pixels};
+    pub use crate::resize::resize;
+}
+
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};

@@ -1,0 +1,115 @@
+//! Criterion benches of each stage of a render — decode, colour, resize, orient, encode — on the corpus's photos
+//! (`../shared/corpus`), so a regression is visible in the stage that caused it rather than only in the total.
+//!
+//!     cargo bench -p kiray_imaging_core --no-default-features --bench stages [-- FILTER]
+//!
+//! The side-by-side comparison with sharp, Pillow and pyvips is `make bench`; this is the per-stage view of ours.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use kiray_imaging_core::geometry::{plan, shrink_denominator};
+use kiray_imaging_core::orient::Orientation;
+use kiray_imaging_core::stages;
+use kiray_imaging_core::{Fit, Limits, OutputFormat, Target};
+
+const THUMBNAIL: Target = Target {
+    width: 400,
+    height: 300,
+    fit: Fit::Cover,
+};
+const MEDIUM: Target = Target {
+    width: 1280,
+    height: 1280,
+    fit: Fit::Inside,
+};
+/// A baseline camera JPEG, a phone JPEG with a Display P3 profile, a lossy WebP: the everyday uploads.
+const PHOTOS: [&str; 3] = [
+    "Dragonfly_by_Bolly.jpg",
+    "derived_phone_pug_p3.jpg",
+    "derived_dragonfly_q85.webp",
+];
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    let path = corpus().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the benches need ../shared/corpus)",
+            path.display()
+        )
+    })
+}
+
+/// Decodes as `render` does, shrinking on load for `target`; also returns the denominator the decoder used.
+fn decode(data: &[u8], target: Target) -> (stages::Decoded, u32) {
+    let denominator = Cell::new(1);
+    let policy = |w: u32, h: u32, o: Orientation| {
+        denominator.set(shrink_denominator(w, h, o, target));
+        denominator.get()
+    };
+    let decoded = stages::decode(data, &Limits::default(), &policy).expect("corpus photos decode");
+    (decoded, denominator.get())
+}
+
+fn bench_photo(c: &mut Criterion, name: &str) {
+    let data = read(name);
+    for (preset, target) in [("thumbnail", THUMBNAIL), ("medium", MEDIUM)] {
+        let mut group = c.benchmark_group(format!("{name}/{preset}"));
+        group.sample_size(20);
+        group.bench_function("decode", |b| b.iter(|| decode(&data, target)));
+
+        let (decoded, denominator) = decode(&data, target);
+        if let Some(icc) = &decoded.icc {
+            group.bench_function("colour", |b| {
+                b.iter_batched(
+                    || decoded.pixels.clone(),
+                    |mut pixels| stages::colour(&mut pixels, icc),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+        let resize_plan = plan(
+            decoded.stored_width,
+            decoded.stored_height,
+            decoded.orientation,
+            target,
+        )
+        .shrunk(denominator);
+        group.bench_function("resize", |b| {
+            b.iter_batched(
+                || decoded.pixels.clone(),
+                |pixels| stages::resize(pixels, &resize_plan).expect("resize"),
+                BatchSize::LargeInput,
+            )
+        });
+        let resized = stages::resize(decoded.pixels.clone(), &resize_plan).expect("resize");
+        // Orientation 6 (a phone held upright): the transposing case, the costly one.
+        group.bench_function("orient", |b| {
+            b.iter_batched(
+                || resized.clone(),
+                |pixels| stages::orient(pixels, Orientation::from_exif_value(6)),
+                BatchSize::LargeInput,
+            )
+        });
+        for (format, quality) in [(OutputFormat::Jpeg, 82), (OutputFormat::Webp, 80)] {
+            group.bench_function(format!("encode_{}", format.name()), |b| {
+                b.iter(|| stages::encode(&resized, format, quality).expect("encode"))
+            });
+        }
+        group.finish();
+    }
+}
+
+fn stages_bench(c: &mut Criterion) {
+    for name in PHOTOS {
+        bench_photo(c, name);
+    }
+}
+
+criterion_group!(benches, stages_bench);
+criterion_main!(benches);
