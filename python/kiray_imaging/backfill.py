@@ -358,7 +358,8 @@ def _main(args: argparse.Namespace) -> int:
     try:
         listing = list_photos(_client(args.workers), args.bucket, args.prefix, settings, version_ids=args.version_ids)
     except (BotoCoreError, ClientError) as e:
-        print(f"error: {type(e).__name__}: listing s3://{args.bucket}/{args.prefix}: {e}", file=sys.stderr)
+        name = str(e.response.get("Error", {}).get("Code")) if isinstance(e, ClientError) else type(e).__name__
+        print(f"error: {name}: listing s3://{args.bucket}/{args.prefix}: {e}", file=sys.stderr)
         return 2
     if args.local:
         return _run_local(args, settings, listing)
