@@ -1,0 +1,304 @@
+"""`make dev`: a local stack in which a photo uploaded to a local S3 makes its renditions appear, through the real
+handlers. No AWS account, no Docker.
+
+    python scripts/dev.py [--s3-port 4569] [--lambda-port 3002] [--event-shape eventbridge|s3]
+    python scripts/dev.py upload PHOTO [--key uploads/...] [--s3-port 4569]   # from another terminal
+
+The stack is `sls offline start --stage local`: serverless-s3-local's S3 on 127.0.0.1, serverless-offline's Lambda,
+and scripts/serverless-dev-plugin.js handing every created object to the functions whose EventBridge rule in
+serverless.yml matches it, as production's EventBridge does (docs/local-dev.md). It runs in the foreground in its own
+process group; Ctrl-C or SIGTERM stops the whole group, the functions' Python processes included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.exceptions import ClientError
+
+# Run as a script (`python scripts/x.py`): make the repo root importable, as it is for the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.local_aws import HOST, REGION, aws_env
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ROOT = Path(__file__).resolve().parent.parent
+SLS = ROOT / "node_modules" / ".bin" / "sls"
+# serverless-s3-local checks signatures against its own fixed keys; any other fake key is refused.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
+# Printed by the dev plugin once S3 and the Lambda API both listen and uploads are wired to the functions.
+READY_LINE = "kiray-dev: S3 events go to the functions"
+SOURCE_PREFIX, DEST_PREFIX = "uploads/", "renditions/"
+# OUTPUT_FORMAT of each function in serverless.yml: what `upload` waits for.
+EXPECTED_FORMATS = {"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}
+EXAMPLE_PHOTOS = (ROOT.parent / "shared" / "corpus" / "Dragonfly_by_Bolly.jpg",
+                  ROOT / "demo" / "seeding_by_Clemens_Engelhardt_1600.jpg")  # fmt: skip
+
+
+def endpoint(s3_port: int) -> str:
+    return f"http://{HOST}:{s3_port}"
+
+
+def s3_client(s3_port: int) -> S3Client:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint(s3_port),
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def the_bucket(s3: S3Client) -> str:
+    """The stack's bucket: serverless-s3-local creates the one `PhotosBucket` names, and nothing else."""
+    names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    if len(names) != 1:
+        raise SystemExit(f"dev: expected one bucket on the local S3, found {names}")
+    return names[0]
+
+
+def venv() -> Path:
+    """The virtualenv whose python3 runs the functions: this one (make runs .venv/bin/python), else ./.venv."""
+    return Path(sys.prefix) if sys.prefix != sys.base_prefix else ROOT / ".venv"
+
+
+class StopRequestedError(Exception):
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP: stop the stack."""
+
+
+def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise StopRequestedError(signal.Signals(signum).name)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group. Zombies are left out: where PID 1 does not reap orphans
+    (some containers) they linger, but they hold nothing and run nothing."""
+    if not Path("/proc").is_dir():  # macOS: only whether the group has any member at all
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+class Stack:
+    """`sls offline start --stage local` in a process group of its own, its output echoed to ours."""
+
+    def __init__(self, s3_port: int, lambda_port: int, event_shape: str, data_dir: Path) -> None:
+        env = {k: v for k, v in aws_env(endpoint(s3_port)).items() if k != "AWS_SESSION_TOKEN"} | CREDENTIALS
+        # serverless-offline runs `python3` from $VIRTUAL_ENV/bin: the interpreter with the core installed.
+        self.env = env | {
+            "VIRTUAL_ENV": str(venv()),
+            "KIRAY_DEV_S3_PORT": str(s3_port),
+            "KIRAY_DEV_S3_DIR": str(data_dir),
+            "KIRAY_DEV_LAMBDA_PORT": str(lambda_port),
+            "KIRAY_DEV_EVENT_SHAPE": event_shape,
+        }
+        self.ready = threading.Event()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float) -> None:
+        if not SLS.exists():
+            raise SystemExit("dev: node_modules is missing: run `make setup` first")
+        self.proc = subprocess.Popen(
+            [str(SLS), "offline", "start", "--stage", "local"],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # Its own group: Ctrl-C reaches us only, and we stop the stack in order, then everything left in the group.
+            start_new_session=True,
+        )
+        threading.Thread(target=self._echo, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.2):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"dev: the stack exited with status {self.proc.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"dev: the stack was not ready within {timeout:.0f} s")
+
+    def _echo(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if line.startswith(READY_LINE):
+                self.ready.set()
+
+    def wait(self) -> int:
+        assert self.proc is not None
+        return self.proc.wait()
+
+    def stop(self) -> None:
+        """serverless-offline first (on SIGTERM it closes S3, its Lambda API and the functions), then whatever is left
+        in the group: each function runs as `sh -c python3 …`, and a python3 whose shell is gone is nobody's to stop."""
+        proc = self.proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            deadline = time.monotonic() + 5
+            while group_members(proc.pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        left = group_members(proc.pid)
+        if left:
+            print(f"dev: processes {left} of the stack did not stop", file=sys.stderr)
+
+
+def banner(s3: S3Client, s3_port: int, event_shape: str, started: float) -> None:
+    bucket = the_bucket(s3)
+    photo = next((p for p in EXAMPLE_PHOTOS if p.is_file()), EXAMPLE_PHOTOS[-1])
+    port_arg = "" if s3_port == 4569 else f" --s3-port {s3_port}"
+    lines = [
+        f"dev: ready in {time.monotonic() - started:.1f} s — Ctrl-C stops everything",
+        f"dev: S3 endpoint {endpoint(s3_port)} (region {REGION}, access key and secret S3RVER)",
+        f"dev: bucket {bucket}: objects created under {SOURCE_PREFIX} go to both functions as {event_shape} events;"
+        f" renditions appear under {DEST_PREFIX}",
+        f"dev: try, from another terminal: .venv/bin/python scripts/dev.py upload "
+        f"{os.path.relpath(photo, ROOT)}{port_arg}",
+    ]
+    if shutil.which("aws"):
+        lines.append(
+            f"dev: or: AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER aws --endpoint-url {endpoint(s3_port)}"
+            f" s3 cp {os.path.relpath(photo, ROOT)} s3://{bucket}/{SOURCE_PREFIX}{photo.name}"
+        )
+    print("\n".join(lines), flush=True)
+
+
+def serve(args: argparse.Namespace) -> int:
+    # SIGINT too, explicitly: a shell starting us in the background leaves it ignored, and Python then never raises
+    # KeyboardInterrupt.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_signal)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="kiray-dev-s3-") as scratch:
+        data_dir = Path(args.data_dir).resolve() if args.data_dir else Path(scratch)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        stack = Stack(args.s3_port, args.lambda_port, args.event_shape, data_dir)
+        try:
+            stack.start(timeout=args.start_timeout)
+            banner(s3_client(args.s3_port), args.s3_port, args.event_shape, started)
+            status = stack.wait()
+            print(f"dev: the stack exited with status {status}", file=sys.stderr)
+            return status or 1
+        except (KeyboardInterrupt, StopRequestedError) as stop:
+            print(f"\ndev: stopping ({stop or 'Ctrl-C'})", flush=True)
+            return 0
+        finally:
+            # A second Ctrl-C must not cut the shutdown short and leave processes behind.
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            stack.stop()
+            print("dev: stopped", flush=True)
+
+
+def _rendition_key(key: str, rendition: str, fmt: str) -> str:
+    # The pipeline's own naming, from the core installed in this virtualenv (the one the functions run).
+    from kiray_imaging.output_keys import rendition_key
+
+    return rendition_key(key, source_prefix=SOURCE_PREFIX, dest_prefix=DEST_PREFIX, rendition=rendition, fmt=fmt)
+
+
+def _made_from(s3: S3Client, bucket: str, key: str, etag: str) -> bool:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return head.get("Metadata", {}).get("source-etag") == etag
+
+
+def upload(args: argparse.Namespace) -> int:
+    """Uploads a photo, waits until every rendition made from this very upload exists, saves them to --out."""
+    photo = Path(args.photo)
+    key = args.key or f"{SOURCE_PREFIX}{photo.name}"
+    s3 = s3_client(args.s3_port)
+    bucket = args.bucket or the_bucket(s3)
+    started = time.monotonic()
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=photo.read_bytes())["ETag"].strip('"')
+    print(f"upload: s3://{bucket}/{key} ({photo.stat().st_size} bytes)", flush=True)
+    if not key.startswith(SOURCE_PREFIX):
+        print(f"upload: not under {SOURCE_PREFIX}: no function is triggered")
+        return 0
+    wanted = {_rendition_key(key, r, f) for r, formats in EXPECTED_FORMATS.items() for f in formats}
+    done: dict[str, float] = {}
+    while len(done) < len(wanted):
+        for out_key in wanted - set(done):
+            if _made_from(s3, bucket, out_key, etag):
+                done[out_key] = time.monotonic() - started
+        if time.monotonic() - started > args.timeout:
+            missing = sorted(wanted - set(done))
+            print(f"upload: no rendition within {args.timeout:.0f} s for {missing} (see the stack's log)")
+            return 1
+        time.sleep(0.1)
+    out = Path(args.out)
+    for out_key, seconds in sorted(done.items()):
+        body = s3.get_object(Bucket=bucket, Key=out_key)["Body"].read()
+        target = out / out_key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+        print(f"upload: {out_key}: {len(body)} bytes after {seconds:.2f} s → {os.path.relpath(target)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--s3-port", type=int, default=4569, help="the local S3's port (default 4569)")
+    parser.add_argument("--lambda-port", type=int, default=3002, help="serverless-offline's Lambda API port")
+    parser.add_argument(
+        "--event-shape",
+        choices=("eventbridge", "s3"),
+        default="eventbridge",
+        help="what the functions get: EventBridge events (production's) or S3 notification records",
+    )
+    parser.add_argument("--data-dir", help="keep the local S3's objects here (default: a temporary folder)")
+    parser.add_argument("--start-timeout", type=float, default=120.0)
+    sub = parser.add_subparsers(dest="command")
+    up = sub.add_parser("upload", help="upload a photo to the running stack and wait for its renditions")
+    up.add_argument("photo")
+    up.add_argument("--key", help=f"object key (default {SOURCE_PREFIX}<file name>)")
+    up.add_argument("--bucket", help="default: the stack's only bucket")
+    up.add_argument("--s3-port", type=int, default=4569)
+    up.add_argument("--timeout", type=float, default=60.0)
+    up.add_argument("--out", default=str(ROOT / "out" / "dev"), help="where to save the renditions")
+    args = parser.parse_args(argv)
+    return upload(args) if args.command == "upload" else serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
