@@ -70,8 +70,9 @@ lint: setup ## ruff, mypy --strict, stub check, rustfmt, clippy -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
-rust-test: ## Rust unit and integration tests (no Python needed)
+rust-test: ## Rust unit and integration tests (no Python needed), and each per-stage bench run once
 	cargo test --no-default-features
+	cargo test --no-default-features --bench stages
 
 # bench-deps: the quality tool's own tests run its sharp peer for real, not skipped.
 py-test: setup bench-deps
@@ -112,3 +113,11 @@ bench-tools:
 
 bench: bench-deps bench-tools ## speed, peak RSS, bytes, SSIM: ours vs sharp, Pillow, pyvips → bench/results/bench.md (BENCH_ARGS=--quick)
 	$(PY) -m bench.speed $(BENCH_ARGS)
+
+.PHONY: bench-stages fuzz
+bench-stages: ## criterion benches of each Rust stage (decode, colour, resize, orient, encode) on the corpus
+	cargo bench -p kiray_imaging_core --no-default-features --bench stages
+
+FUZZ_SECONDS ?= 600
+fuzz: setup ## coverage-guided fuzzing of render (atheris + instrumented core) for FUZZ_SECONDS (default 600)
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
