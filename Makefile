@@ -113,6 +113,7 @@ bench-tools:
 
 bench: bench-deps bench-tools ## speed, peak RSS, bytes, SSIM: ours vs sharp, Pillow, pyvips → bench/results/bench.md (BENCH_ARGS=--quick)
 	$(PY) -m bench.speed $(BENCH_ARGS)
+	$(PY) -m bench.threads
 
 .PHONY: bench-stages fuzz
 bench-stages: ## criterion benches of each Rust stage (decode, colour, resize, orient, encode) on the corpus

@@ -11,6 +11,7 @@ import math
 import random
 import struct
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -869,3 +870,33 @@ def test_concurrent_renders_match_a_sequential_one() -> None:
     assert errors == []
     for name in PRESET_NAMES:
         assert results[name] == [expected[name]] * 3, name
+
+
+def test_the_gil_is_released_while_rendering() -> None:
+    # Another Python thread can only run inside a render's time span if the core let go of the GIL; holding it, the
+    # native call would freeze every other thread for its whole duration (the batch CLI's worker pool relies on it).
+    data = images.jpeg(images.noise((3000, 2000)), quality=90)
+    done = threading.Event()
+    ticks: list[float] = []
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    spans = []
+    try:
+        for _ in range(3):
+            started = time.perf_counter()
+            render(data, "medium")
+            spans.append((started, time.perf_counter()))
+    finally:
+        done.set()
+        ticker.join()
+    for started, ended in spans:
+        # The middle half of the span: well clear of the Python code just before and after the native call.
+        quarter = (ended - started) / 4
+        inside = [t for t in ticks if started + quarter < t < ended - quarter]
+        assert inside, f"no other thread ran during a {(ended - started) * 1000:.0f} ms render"
