@@ -249,13 +249,15 @@ def upload(args: argparse.Namespace) -> int:
     key = args.key or f"{SOURCE_PREFIX}{photo.name}"
     s3 = s3_client(args.s3_port)
     bucket = args.bucket or the_bucket(s3)
+    if not key.startswith(SOURCE_PREFIX):
+        raise SystemExit(f"upload: {key!r} is not under {SOURCE_PREFIX}: no function would run")
+    wanted = {_rendition_key(key, r, f) for r, formats in EXPECTED_FORMATS.items() for f in formats}
+    # Renditions of an earlier upload of the same bytes would carry the same source etag: start from none.
+    for out_key in wanted:
+        s3.delete_object(Bucket=bucket, Key=out_key)
     started = time.monotonic()
     etag = s3.put_object(Bucket=bucket, Key=key, Body=photo.read_bytes())["ETag"].strip('"')
     print(f"upload: s3://{bucket}/{key} ({photo.stat().st_size} bytes)", flush=True)
-    if not key.startswith(SOURCE_PREFIX):
-        print(f"upload: not under {SOURCE_PREFIX}: no function is triggered")
-        return 0
-    wanted = {_rendition_key(key, r, f) for r, formats in EXPECTED_FORMATS.items() for f in formats}
     done: dict[str, float] = {}
     while len(done) < len(wanted):
         for out_key in wanted - set(done):
