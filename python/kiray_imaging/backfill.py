@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import re
+import shlex
 import sys
 import time
 from collections import Counter
@@ -119,14 +120,14 @@ def manifest_csv(objects: list[S3Object], *, version_ids: bool) -> bytes:
 
 
 def _shell_word(text: str) -> str:
-    """``text`` as one shell word in which ``$NAME`` is expanded and nothing else is: single-quoted pieces, and
-    the variables in double quotes between them (JSON is full of characters the shell would otherwise eat)."""
+    """``text`` as one shell word in which ``$NAME`` is expanded and nothing else is: quoted pieces (where needed),
+    and the variables in double quotes between them (JSON is full of characters the shell would otherwise eat)."""
     pieces = []
     for i, part in enumerate(_SHELL_VARIABLE.split(text)):
         if i % 2:
             pieces.append(f'"${part}"')
         elif part:
-            pieces.append("'" + part.replace("'", "'\\''") + "'")
+            pieces.append(shlex.quote(part))
     return "".join(pieces) or "''"
 
 
@@ -164,18 +165,19 @@ def create_job_script(plan: JobPlan) -> str:
         "# Review, then run with credentials for the account the stack is deployed in (docs/backfills.md).",
         "set -eu",
         "# 1. Upload the manifest: a job names it by ARN and ETag.",
-        "MANIFEST_ETAG=$(aws s3api put-object --bucket "
-        + " ".join(_shell_word(w) for w in (plan.bucket, "--key", plan.manifest_key, "--body", str(plan.manifest_file)))
-        + " --query ETag --output text | tr -d '\"')",
+        f"MANIFEST_ETAG=$(aws s3api put-object --bucket {_shell_word(plan.bucket)} "
+        f"--key {_shell_word(plan.manifest_key)} --body {_shell_word(str(plan.manifest_file))} "
+        "--query ETag --output text | tr -d '\"')",
     ]
     if plan.account_id == "$ACCOUNT_ID":
         lines += ["# 2. The account, and the role S3 Batch Operations assumes (stack output BackfillRoleArn)."]
         lines += ["ACCOUNT_ID=$(aws sts get-caller-identity --query Account --output text)"]
     if plan.role_arn == "$ROLE_ARN":
-        query = "Stacks[0].Outputs[?OutputKey=='BackfillRoleArn'].OutputValue"
+        # Double quotes: the JMESPath literal needs the single ones, and has nothing the shell expands.
+        query = "\"Stacks[0].Outputs[?OutputKey=='BackfillRoleArn'].OutputValue\""
         lines += [
-            f"ROLE_ARN=$(aws cloudformation describe-stacks --region {plan.region} --stack-name "
-            f"{SERVICE}-{plan.stage} --query {_shell_word(query)} --output text)"
+            f"ROLE_ARN=$(aws cloudformation describe-stacks --region {_shell_word(plan.region)} --stack-name "
+            f"{_shell_word(f'{SERVICE}-{plan.stage}')} --query {query} --output text)"
         ]
     fields = ["Bucket", "Key", *(["VersionId"] if plan.version_ids else [])]
     manifest = {

@@ -228,7 +228,8 @@ def test_local_renders_through_the_pipeline(s3: Any, tmp_path: Path) -> None:
     assert summary[4].startswith("time: ")
     assert summary[4].endswith(" s wall, 2 workers, 12 renditions written"), summary
     # Failures: one JSON line per rendition (the pipeline's own log) on stdout, one error line on stderr.
-    errors = [json.loads(line) for line in lines if line.startswith("{")]
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    errors = [e for e in logged if e.get("level") == "ERROR"]
     assert {(e["key"], e["error_class"]) for e in errors} == {("uploads/l3/bad.jpg", "UnsupportedFormatError")}
     bad = "s3://kiray-backfill-photos/uploads/l3/bad.jpg"
     assert result.stderr == f"error: {bad}: UnsupportedFormatError: HTML input is not supported\n"
