@@ -39,6 +39,9 @@ WHEELS = BUILD / "wheels"
 STAMP = BUILD / "inputs.sha256"
 DIST = ROOT / "layer" / "dist"
 LAYER_ZIP = DIST / "kiray-imaging-layer.zip"
+# Pure-Python packages shipped next to ours (Powertools and its dependencies), pinned by hash.
+RUNTIME_REQUIREMENTS = ROOT / "layer" / "requirements.txt"
+RUNTIME_WHEELS = BUILD / "runtime-wheels"
 
 # Lambda architecture → Rust target. The architecture itself is one setting, `params.architecture` in
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
@@ -148,8 +151,9 @@ def build_wheel(target: str) -> Path:
     env = reproducible_env(dict(os.environ))
     # maturin finds zig through `python -m ziglang` of the interpreter on PATH: make that this one.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # --locked: Cargo.lock is the pin; a build that would have to change it fails instead of shipping other crates.
     command = [
-        sys.executable, "-m", "maturin", "build", "--release", "--zig",
+        sys.executable, "-m", "maturin", "build", "--release", "--zig", "--locked",
         "--target", target, "--compatibility", MANYLINUX, "--out", str(WHEELS),
     ]  # fmt: skip
     log(" ".join(["maturin", *command[3:]]))
@@ -236,17 +240,45 @@ def current_notices() -> None:
     log(f"licence notices for {crates} crates (cargo-about {CARGO_ABOUT_VERSION}) → {NOTICES.relative_to(ROOT)}")
 
 
-def zip_layer(wheel: Path, out: Path) -> None:
-    """Lambda unpacks a layer into /opt; Python layers put packages under python/, which is on sys.path there."""
+def runtime_wheels() -> list[Path]:
+    """The wheels of layer/requirements.txt, downloaded once per pin set; pip checks every hash."""
+    stamp = RUNTIME_WHEELS / "requirements.sha256"
+    digest = hashlib.sha256(RUNTIME_REQUIREMENTS.read_bytes()).hexdigest()
+    if not (stamp.is_file() and stamp.read_text().strip() == digest):
+        shutil.rmtree(RUNTIME_WHEELS, ignore_errors=True)
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+            "--require-hashes", "-r", str(RUNTIME_REQUIREMENTS), "-d", str(RUNTIME_WHEELS),
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+        stamp.write_text(digest + "\n")
+    wheels = sorted(RUNTIME_WHEELS.glob("*.whl"))
+    for wheel in wheels:
+        # Only pure-Python wheels: a compiled one would need the same gate and target as ours.
+        if not wheel.name.endswith("-py3-none-any.whl"):
+            raise SystemExit(f"layer: {wheel.name} in {RUNTIME_REQUIREMENTS.name} is not a pure-Python wheel")
+    return wheels
+
+
+def zip_layer(wheels: list[Path], out: Path) -> None:
+    """Lambda unpacks a layer into /opt; Python layers put packages under python/, which is on sys.path there.
+    A wheel of pure Python unpacked is that package installed (no scripts, nothing to compile)."""
     stamp = time.gmtime(source_date_epoch())[:6]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
-        for name in sorted(n for n in src.namelist() if not n.endswith("/")):
+    files: dict[str, bytes] = {}
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as src:
+            for name in (n for n in src.namelist() if not n.endswith("/")):
+                if name in files:
+                    raise SystemExit(f"layer: {name} is in more than one wheel ({wheel.name})")
+                files[name] = src.read(name)
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        for name in sorted(files):
             info = zipfile.ZipInfo(f"python/{name}", date_time=stamp)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            dst.writestr(info, src.read(name), compresslevel=9)
+            dst.writestr(info, files[name], compresslevel=9)
     os.replace(tmp, out)
 
 
@@ -285,7 +317,7 @@ def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
     try:
         # Verify the wheel, then what actually ships: the zip.
         gate.verify(wheel)
-        zip_layer(wheel, LAYER_ZIP)
+        zip_layer([wheel, *runtime_wheels()], LAYER_ZIP)
         findings = gate.verify(LAYER_ZIP)
     except gate.GateError as e:
         LAYER_ZIP.unlink(missing_ok=True)

@@ -27,8 +27,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from kiray_imaging import __version__, batch_operations, config, simd_level
-from kiray_imaging.logs import configure, log
+from kiray_imaging import __version__, batch_operations, config, metrics, simd_level
+from kiray_imaging.logs import append_keys, configure, log
 from kiray_imaging.output_keys import rendition_key
 from kiray_imaging.presets import Preset, resolve
 from kiray_imaging.rendering import render_formats
@@ -319,6 +319,12 @@ def _render_and_write(
             continue
         upload_ms = _ms(started)
         written.append(out_key)
+        stages_ms = {
+            "download": download_ms,
+            **{k: round(v, 2) for k, v in rendition.timings_ms.items()},
+            "upload": upload_ms,
+        }
+        metrics.rendered(stages_ms)
         log(
             logging.INFO,
             "rendered",
@@ -335,11 +341,7 @@ def _render_and_write(
             output_width=rendition.width,
             output_height=rendition.height,
             shrink_on_load=rendition.shrink_on_load,
-            ms={
-                "download": download_ms,
-                **{k: round(v, 2) for k, v in rendition.timings_ms.items()},
-                "upload": upload_ms,
-            },
+            ms=stages_ms,
         )
     if not written:
         return Outcome("skipped", obj.key, "superseded")
@@ -347,6 +349,15 @@ def _render_and_write(
 
 
 def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object) -> Outcome:
+    outcome = _process_object(s3, settings, preset, obj)
+    if outcome.status == "skipped":
+        metrics.skipped()
+    elif outcome.status == "failed":
+        metrics.failed(preset.name, outcome.detail)
+    return outcome
+
+
+def _process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object) -> Outcome:
     where = {"bucket": obj.bucket, "key": obj.key, "rendition": preset.name}
     refused = _refuse(settings, obj, where)
     if refused:
@@ -374,6 +385,7 @@ def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects
             code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
             log(logging.WARNING, f"retrying: {e}", bucket=obj.bucket, key=obj.key, rendition=preset.name,
                 error_class=code)  # fmt: skip
+            metrics.failed(preset.name, code, transient=True)
             transient = transient or e
     if transient:
         raise transient
@@ -388,6 +400,7 @@ def batch_task_result(
     if task.obj is None:
         log(logging.ERROR, f"failed: {task.problem}", rendition=preset.name, task_id=task.task_id,
             error_class="EventShapeError")  # fmt: skip
+        metrics.failed(preset.name, "EventShapeError")
         return batch_operations.result(task.task_id, "PermanentFailure", f"EventShapeError: {task.problem}")
     obj = task.obj
     try:
@@ -396,6 +409,7 @@ def batch_task_result(
         code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
         log(logging.WARNING, f"retrying: {e}", bucket=obj.bucket, key=obj.key, rendition=preset.name,
             error_class=code, task_id=task.task_id)  # fmt: skip
+        metrics.failed(preset.name, code, transient=True)
         return batch_operations.result(task.task_id, "TemporaryFailure", f"{code}: {e}")
     if outcome.status == "rendered":
         return batch_operations.result(task.task_id, "Succeeded", "rendered: " + " ".join(outcome.output_keys))
@@ -437,6 +451,14 @@ def make_handler(preset_name: str) -> Handler:
     log(logging.INFO, "cold start", rendition=preset.name, core_version=__version__, simd=simd_level())
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        # Every line of this invocation names it, so one request's lines can be pulled out of a busy log group.
+        append_keys(request_id=getattr(context, "aws_request_id", None))
+        try:
+            return _handle(event)
+        finally:
+            metrics.flush(preset.name)
+
+    def _handle(event: Mapping[str, Any]) -> dict[str, Any]:
         try:
             if batch_operations.is_batch_operations_event(event):
                 return _batch_response(s3, settings, preset, event)
@@ -444,6 +466,7 @@ def make_handler(preset_name: str) -> Handler:
         except EventShapeError as e:
             # A malformed event stays malformed: log it for the on-call engineer instead of retrying it.
             log(logging.ERROR, f"failed: {e}", rendition=preset.name, error_class="EventShapeError")
+            metrics.failed(preset.name, "EventShapeError")
             return {
                 "rendition": preset.name,
                 "rendered": [],

@@ -1,44 +1,49 @@
-"""One JSON object per line on stdout: CloudWatch Logs Insights can filter on every field."""
+"""One JSON object per line on stdout, through Powertools for AWS Lambda's Logger: the structure CloudWatch Logs
+Insights, the Powertools docs and the on-call runbooks all expect (``level``, ``message``, ``service``,
+``timestamp``, ``location``, plus our fields at the top level)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
 
-_logger = logging.getLogger("kiray_imaging")
+from aws_lambda_powertools import Logger
+
+SERVICE = "kiray-imaging"
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {"level": record.levelname, "message": record.getMessage()}
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            line.update(fields)
-        return json.dumps(line, ensure_ascii=False, default=str)
-
-
-class _StdoutHandler(logging.Handler):
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stdout is at the time (Lambda's capture, a test's), not the one seen at set-up."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stdout.write(self.format(record) + "\n")
-            sys.stdout.flush()
-        except Exception:
-            self.handleError(record)
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+_logger = Logger(service=SERVICE, logger_handler=_StdoutHandler(), level="INFO")
 
 
 def configure(level: str) -> None:
-    if not any(isinstance(h, _StdoutHandler) for h in _logger.handlers):
-        handler = _StdoutHandler()
-        handler.setFormatter(_JsonFormatter())
-        _logger.addHandler(handler)
-    # Our lines only: Lambda's root handler would print them a second time, in plain text.
-    _logger.propagate = False
     _logger.setLevel(level)
 
 
+def append_keys(**fields: Any) -> None:
+    """Fields every following line carries (e.g. the invocation's request id)."""
+    _logger.append_keys(**fields)
+
+
 def log(level: int, message: str, **fields: Any) -> None:
-    _logger.log(level, message, extra={"fields": fields})
+    # stacklevel 3: the ``location`` field names our caller, not this function.
+    if level >= logging.ERROR:
+        _logger.error(message, stacklevel=3, extra=fields)
+    elif level >= logging.WARNING:
+        _logger.warning(message, stacklevel=3, extra=fields)
+    elif level >= logging.INFO:
+        _logger.info(message, stacklevel=3, extra=fields)
+    else:
+        _logger.debug(message, stacklevel=3, extra=fields)

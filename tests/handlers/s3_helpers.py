@@ -60,8 +60,17 @@ def invoke(h: Handler, event: Mapping[str, Any]) -> dict[str, Any]:
     return h(event, None)
 
 
-def log_lines(captured: str) -> list[dict[str, Any]]:
+def json_lines(captured: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+
+
+def log_lines(captured: str) -> list[dict[str, Any]]:
+    """The log lines, without the EMF metric documents (those carry ``_aws``) that share stdout with them."""
+    return [line for line in json_lines(captured) if "_aws" not in line]
+
+
+def metric_documents(captured: str) -> list[dict[str, Any]]:
+    return [line for line in json_lines(captured) if "_aws" in line]
 
 
 def keys(s3: Any, prefix: str = "") -> list[str]:
