@@ -13,6 +13,16 @@ MAX_DEST_PREFIX_BYTES = 512
 """Leaves room in S3's 1024-byte keys for the rendition name, a readable part and a sha256 (see output_keys)."""
 
 
+DEFAULT_SERVICE_NAME = "kiray-imaging"
+
+
+def service_name(env: Mapping[str, str] | None = None) -> str:
+    """The ``service`` of every log line and metric: ``POWERTOOLS_SERVICE_NAME`` (Powertools' own setting;
+    serverless.yml makes it ``kiray-imaging-<stage>`` so that stages sharing an account keep their metrics apart)."""
+    env = os.environ if env is None else env
+    return env.get("POWERTOOLS_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME
+
+
 class ConfigError(ValueError):
     """The function's environment is wrong: a deployment bug, reported at cold start."""
 

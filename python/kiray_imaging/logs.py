@@ -10,7 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-SERVICE = "kiray-imaging"
+from kiray_imaging.config import service_name
+
+SERVICE = service_name()
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
