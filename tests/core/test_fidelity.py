@@ -63,6 +63,60 @@ def test_display_p3_patches_land_on_the_littlecms_srgb_values(p3_icc: bytes) -> 
     assert not images.close(red, P3_RED, 8)
 
 
+# A real press profile: Ghostscript's default CMYK (a SWOP-like LUT profile, 187 KB), read where the OS has it rather
+# than committed (it is AGPL, so it is not shipped). Debian: apt-get install libgs-common; macOS: brew install
+# ghostscript.
+PRESS_PROFILE_PLACES = (
+    "/usr/share/color/icc/ghostscript/default_cmyk.icc",
+    "/opt/homebrew/share/ghostscript/*/iccprofiles/default_cmyk.icc",
+    "/usr/local/share/ghostscript/*/iccprofiles/default_cmyk.icc",
+)
+# Ink mixes an RGB photo separates into, from light to rich: the transform is a 4-D LUT, so every corner matters.
+INKS = (
+    (0, 0, 0, 0),
+    (255, 0, 0, 0),
+    (0, 255, 0, 0),
+    (0, 0, 255, 0),
+    (40, 180, 200, 20),
+    (200, 80, 10, 60),
+    (90, 60, 60, 160),
+    (0, 0, 0, 255),
+)
+
+
+@pytest.fixture(scope="module")
+def press_profile() -> bytes:
+    for pattern in PRESS_PROFILE_PLACES:
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            return path.read_bytes()
+    pytest.fail("Ghostscript's default_cmyk.icc is needed (apt-get install libgs-common / brew install ghostscript)")
+
+
+def test_cmyk_with_a_real_press_profile_lands_on_the_littlecms_srgb_values(press_profile: bytes) -> None:
+    size = 96
+    image = Image.new("CMYK", (size * len(INKS), size))
+    for i, ink in enumerate(INKS):
+        image.paste(ink, (i * size, 0, (i + 1) * size, size))
+    data = images.encode(image, "JPEG", quality=100, subsampling=0, icc_profile=press_profile)
+    expected = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(press_profile)),
+                                         ImageCms.createProfile("sRGB"), outputMode="RGB",
+                                         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)  # fmt: skip
+    assert expected is not None
+
+    r = render(data, "medium")
+
+    out = images.decode(r.data)
+    assert out.size == image.size
+    for i, ink in enumerate(INKS):
+        box = (i * size + size // 4, size // 4, (i + 1) * size - size // 4, size * 3 // 4)
+        ours, theirs = images.mean_colour(out, box), images.mean_colour(expected, box)
+        assert images.close(ours, theirs, 4), (ink, ours, theirs)
+    # Without the profile the naive fallback gives visibly different colours: the profile was applied.
+    naive = images.decode(render(images.encode(image, "JPEG", quality=100, subsampling=0), "medium").data)
+    cyan = (size + size // 4, size // 4, 2 * size - size // 4, size * 3 // 4)
+    assert not images.close(images.mean_colour(naive, cyan), images.mean_colour(out, cyan), 20)
+
+
 def _split_icc_into_chunks(jpeg: bytes, parts: int, drop: int | None = None) -> bytes:
     """Rewrites the single APP2 ICC_PROFILE segment as `parts` numbered chunks (optionally losing one)."""
     start = jpeg.index(b"\xff\xe2")
