@@ -45,6 +45,33 @@ class KirayLayerPlugin {
     });
     if (result.error) this.fail(`could not run ${python}: ${result.error.message}`);
     if (result.status !== 0) this.fail('the layer build or its binary gate failed (see above); nothing was packaged');
+    this.recordLayerHash();
+  }
+
+  // The build is reproducible, so the zip's sha256 names the commit it came from. It goes into the deployed stack
+  // twice: at the end of the layer version's description (visible on the layer in the console and in
+  // `aws lambda get-layer-version`) and as a stack output, `<Layer logical id>Sha256`.
+  recordLayerHash() {
+    const artifact = path.join(this.root, 'layer', 'dist', 'kiray-imaging-layer.zip');
+    const sha = fs.readFileSync(`${artifact.slice(0, -'.zip'.length)}.sha256`, 'utf8').split(/\s+/)[0];
+    if (!/^[0-9a-f]{64}$/.test(sha)) this.fail(`layer/dist/kiray-imaging-layer.sha256 holds no sha256: ${sha}`);
+    const service = this.serverless.service;
+    const naming = this.serverless.getProvider('aws').naming;
+    for (const [name, layer] of Object.entries(service.layers || {})) {
+      const packaged = layer.package && layer.package.artifact;
+      if (!packaged || path.resolve(this.root, packaged) !== artifact) continue;
+      const base = (layer.description || '').replace(/ ?sha256 [0-9a-f]{64}$/, '');
+      layer.description = `${base} sha256 ${sha}`.trim();
+      // Lambda refuses a layer description over 256 characters; better to fail here than in CloudFormation.
+      if (layer.description.length > 256) this.fail(`layers.${name}.description is too long for its sha256`);
+      service.resources = service.resources || {};
+      service.resources.Outputs = service.resources.Outputs || {};
+      service.resources.Outputs[`${naming.getLambdaLayerLogicalId(name)}Sha256`] = {
+        Description: `sha256 of ${packaged}, the content of layer ${name} (layer/build.py builds it reproducibly)`,
+        Value: sha,
+      };
+      this.log.notice(`kiray-layer: layer ${name} sha256 ${sha}`);
+    }
   }
 
   useProjectVenv() {

@@ -5,6 +5,7 @@ moto drops some of this wiring on deploy (layer attachment, bucket notifications
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import zipfile
 from pathlib import Path
@@ -250,3 +251,16 @@ def test_layer_zip_is_small_and_has_python_at_its_root(packaged: Path) -> None:
     assert "python/kiray_imaging/_core.abi3.so" in names
     assert "python/kiray_imaging/lambda_pipeline.py" in names
     assert not any("boto3" in n for n in names)  # the runtime has it
+
+
+def test_the_stack_records_the_layer_sha256(template: dict[str, Any]) -> None:
+    # The build is reproducible, so this hash ties a deployed layer to the commit that gives the same bytes
+    # (docs/supply-chain.md); the plugin reads it from what `make layer` wrote.
+    dist = Path(__file__).resolve().parents[2] / "layer" / "dist"
+    sha = hashlib.sha256((dist / "kiray-imaging-layer.zip").read_bytes()).hexdigest()
+    assert (dist / "kiray-imaging-layer.sha256").read_text() == f"{sha}  kiray-imaging-layer.zip\n"
+    assert template["Outputs"]["CoreLambdaLayerSha256"]["Value"] == sha
+    description = template["Resources"]["CoreLambdaLayer"]["Properties"]["Description"]
+    assert description.startswith("kiray_imaging native core")
+    assert description.endswith(f" sha256 {sha}")
+    assert len(description) <= 256
