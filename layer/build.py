@@ -47,7 +47,7 @@ RUNTIME_WHEELS = BUILD / "runtime-wheels"
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
 TARGETS = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
 MANYLINUX = "manylinux2014"
-INPUTS = ("Cargo.toml", "Cargo.lock", "pyproject.toml", "rust_core", "python")
+INPUTS = ("Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "rust_core", "python")  # README: the METADATA
 # Lambda allows 250 MB unzipped per function including layers; our own budget is far tighter.
 MAX_LAYER_ZIP_BYTES = 3 * 1024 * 1024
 # Zip timestamps: fixed, so the same wheel always gives the same zip (SOURCE_DATE_EPOCH overrides). Not the commit
@@ -113,21 +113,24 @@ def cargo_home(env: dict[str, str]) -> Path:
 
 
 def path_remaps(env: dict[str, str]) -> list[tuple[str, str]]:
-    """Build paths → neutral names. Panic messages and C __FILE__ strings would otherwise carry the checkout, the
-    cargo registry and the toolchain paths of whoever built the layer, and the same commit would not give the same
-    bytes elsewhere. The prefixes never nest, so the order in which compilers apply them does not matter."""
-    prefixes = [(ROOT, "/kiray-imaging"), (cargo_home(env), "/cargo"), (rust_sysroot(), "/rust")]
+    """Build paths → neutral names. Panic messages, C __FILE__ strings and the C objects' include paths would
+    otherwise carry the checkout, the cargo registry, the toolchain and zig paths of whoever built the layer, and
+    the same commit would not give the same bytes elsewhere."""
+    home = cargo_home(env)
+    ziglang = importlib.util.find_spec("ziglang")
+    prefixes = [(ROOT, "/kiray-imaging"), (home, "/cargo"), (rust_sysroot(), "/rust")]
+    # registry/ and git/ by their own names too: cargo resolves them when they are symlinks (a shared or cached
+    # registry), and rustc then sees the target path, not CARGO_HOME's.
+    prefixes += [(home / "registry", "/cargo/registry"), (home / "git", "/cargo/git")]
+    if ziglang is not None and ziglang.origin:  # zig's own headers, wherever the virtualenv is
+        prefixes.append((Path(ziglang.origin).parent, "/zig"))
     target_dir = env.get("CARGO_TARGET_DIR")
     if target_dir:
         prefixes.append((Path(target_dir), "/kiray-imaging-target"))
-    remaps: list[tuple[str, str]] = []
-    for path, neutral in prefixes:
-        for real in dict.fromkeys([str(path), str(path.resolve())]):  # as given and with symlinks resolved
-            inside = any(real == seen or real.startswith(seen + os.sep) or seen.startswith(real + os.sep)
-                         for seen, _ in remaps)  # fmt: skip
-            if not inside:
-                remaps.append((real, neutral))
-    return remaps
+    remaps = {real: neutral for path, neutral in prefixes for real in (str(path), str(path.resolve()))}
+    # rustc and clang both apply the last mapping that matches: the longest (most specific) prefixes go last, so
+    # .venv/…/ziglang inside the checkout becomes /zig, not /kiray-imaging/.venv/….
+    return sorted(remaps.items(), key=lambda item: len(item[0]))
 
 
 def reproducible_env(env: dict[str, str]) -> dict[str, str]:
