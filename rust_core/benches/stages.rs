@@ -48,8 +48,8 @@ fn read(name: &str) -> Vec<u8> {
 /// Decodes as `render` does, shrinking on load for `target`; also returns the denominator the decoder used.
 fn decode(data: &[u8], target: Target) -> (stages::Decoded, u32) {
     let denominator = Cell::new(1);
-    let policy = |w: u32, h: u32, o: Orientation| {
-        denominator.set(shrink_denominator(w, h, o, target));
+    let policy = |w: u32, h: u32, o: Orientation, eighth_is_cheap: bool| {
+        denominator.set(shrink_denominator(w, h, o, target, eighth_is_cheap));
         denominator.get()
     };
     let decoded = stages::decode(data, &Limits::default(), &policy).expect("corpus photos decode");

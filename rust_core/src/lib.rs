@@ -171,8 +171,8 @@ fn render_unchecked(
     let started = Instant::now();
     // The denominator the decoder asked for; only JPEG and still WebP shrink on load, for the others it stays 1.
     let denominator = Cell::new(1);
-    let shrink = |w: u32, h: u32, o: orient::Orientation| {
-        let d = geometry::shrink_denominator(w, h, o, target);
+    let shrink = |w: u32, h: u32, o: orient::Orientation, eighth_is_cheap: bool| {
+        let d = geometry::shrink_denominator(w, h, o, target, eighth_is_cheap);
         denominator.set(d);
         d
     };

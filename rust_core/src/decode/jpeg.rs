@@ -4,7 +4,7 @@ use std::ffi::{c_int, c_ulong};
 
 use mozjpeg_sys::*;
 
-use super::{memory_budget, Decoded, ShrinkPolicy};
+use super::{jpeg_scans, memory_budget, Decoded, ShrinkPolicy};
 use crate::error::{Error, Result};
 use crate::libjpeg;
 use crate::limits::Limits;
@@ -15,6 +15,8 @@ use crate::sniff::Format;
 const APP1: u8 = 0xE1;
 const APP2: u8 = 0xE2;
 const APP14: u8 = 0xEE;
+/// Start of frame, progressive Huffman coding.
+const SOF2: u8 = 0xC2;
 
 /// How many scans libjpeg may read. Every scan of a progressive JPEG makes libjpeg visit every block of the
 /// components it covers, and the format allows ~900 valid scans per component that cost a few bytes each (runs of
@@ -103,7 +105,37 @@ fn max_scans(blocks: u64) -> c_int {
 }
 
 pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
-    libjpeg::catch_failure(|| unsafe { decode_inner(data, limits, shrink) }).map_err(classify)?
+    let first =
+        libjpeg::catch_failure(|| unsafe { decode_inner(data, limits, Scale::Choose(shrink)) })
+            .map_err(classify)??;
+    match first {
+        Decode::Done(decoded) => Ok(decoded),
+        // A 1/8 decode of a progressive file: its DC scans give the same pixels as the whole file.
+        Decode::DcOnly(dc) => {
+            libjpeg::catch_failure(|| unsafe { decode_inner(&dc, limits, Scale::DcOnlyEighth) })
+                .map_err(classify)?
+                .and_then(|second| match second {
+                    Decode::Done(decoded) => Ok(decoded),
+                    Decode::DcOnly(_) => Err(Error::Internal(
+                        "JPEG: DC-only stream asked for again".into(),
+                    )),
+                })
+        }
+    }
+}
+
+/// How `decode_inner` picks the output scale.
+enum Scale<'a> {
+    /// Ask the policy (the first pass over the uploaded bytes).
+    Choose(ShrinkPolicy<'a>),
+    /// 1/8, decoding a stream of DC scans made by `jpeg_scans::dc_only`.
+    DcOnlyEighth,
+}
+
+enum Decode {
+    Done(Decoded),
+    /// The policy chose 1/8 for a progressive file: decode these DC scans instead (same headers, same pixels).
+    DcOnly(Vec<u8>),
 }
 
 /// Which error a libjpeg failure is: a JPEG variant libjpeg was built without is unsupported (not damaged), running
@@ -147,11 +179,13 @@ fn classify(failure: libjpeg::Failure) -> Error {
     }
 }
 
-/// The markers this decoder keeps: EXIF (orientation), ICC (colour) and Adobe (how CMYK is stored).
+/// The markers this decoder keeps: EXIF (orientation), ICC (colour), Adobe (how CMYK is stored) and whether the
+/// frame is progressive (SOF2: the DC scans alone can make a 1/8 image).
 struct Markers {
     orientation: Orientation,
     adobe: bool,
     icc: Option<Vec<u8>>,
+    progressive: bool,
 }
 
 /// Reassembles an ICC profile split over APP2 `ICC_PROFILE` chunks (each numbered i of n). Anything
@@ -184,6 +218,7 @@ fn read_markers(data: &[u8]) -> Markers {
         orientation: Orientation::NORMAL,
         adobe: false,
         icc: None,
+        progressive: false,
     };
     let mut exif_seen = false;
     let mut icc_chunks = Vec::new();
@@ -226,13 +261,15 @@ fn read_markers(data: &[u8]) -> Markers {
             }
         } else if marker == APP14 && payload.starts_with(b"Adobe") {
             markers.adobe = true;
+        } else if marker == SOF2 {
+            markers.progressive = true;
         }
     }
     markers.icc = assemble_icc(&icc_chunks);
     markers
 }
 
-unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
+unsafe fn decode_inner(data: &[u8], limits: &Limits, scale: Scale<'_>) -> Result<Decode> {
     let mut d = Decompress::new();
     let cinfo = &mut *d.cinfo;
     (*cinfo.common.mem).max_memory_to_use = c_long_from(memory_budget(limits));
@@ -260,7 +297,30 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -
         J_COLOR_SPACE::JCS_RGB
     };
     cinfo.scale_num = 1;
-    cinfo.scale_denom = shrink(stored_width, stored_height, markers.orientation).clamp(1, 8);
+    let progressive = markers.progressive;
+    cinfo.scale_denom = match scale {
+        Scale::Choose(shrink) => {
+            let denominator = shrink(
+                stored_width,
+                stored_height,
+                markers.orientation,
+                progressive,
+            )
+            .clamp(1, 8);
+            if progressive && denominator == 8 {
+                let max_scans = usize::try_from(d.scan_limit.max_scans).unwrap_or(0);
+                if let Some(dc) = jpeg_scans::dc_only(data, max_scans) {
+                    return Ok(Decode::DcOnly(dc));
+                }
+            }
+            denominator
+        }
+        Scale::DcOnlyEighth => {
+            // No AC coefficients will come: libjpeg's smoothing would estimate some, and 1/8 would not use them.
+            cinfo.do_block_smoothing = 0;
+            8
+        }
+    };
     jpeg_start_decompress(cinfo);
 
     let (width, height) = (cinfo.output_width, cinfo.output_height);
@@ -289,14 +349,14 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -
     } else {
         (buffer, markers.icc)
     };
-    Ok(Decoded {
+    Ok(Decode::Done(Decoded {
         pixels: Pixels::new(width, height, Layout::Rgb8, rgb),
         format: Format::Jpeg,
         stored_width,
         stored_height,
         orientation: markers.orientation,
         icc,
-    })
+    }))
 }
 
 fn c_long_from(v: usize) -> std::ffi::c_long {
@@ -316,6 +376,104 @@ mod tests {
         // Larger than any allowed image: never below the floor.
         assert_eq!(max_scans(10_000_000), MIN_SCANS);
         assert_eq!(max_scans(0), MAX_SCANS);
+    }
+
+    /// A progressive JPEG (our encoder writes the standard progressive script) of smooth but non-trivial pixels.
+    fn progressive_jpeg(width: u32, height: u32) -> Vec<u8> {
+        let data = (0..height)
+            .flat_map(|y| {
+                (0..width).flat_map(move |x| {
+                    [
+                        (x * 7 + y) as u8,
+                        (x ^ y) as u8,
+                        ((x * x + y * 3) / 17) as u8,
+                    ]
+                })
+            })
+            .collect();
+        let pixels = Pixels::new(width, height, Layout::Rgb8, data);
+        crate::encode::encode(&pixels, crate::encode::OutputFormat::Jpeg, 85).expect("encode")
+    }
+
+    fn done(decode: Result<Decode>) -> Decoded {
+        match decode.expect("decodes") {
+            Decode::Done(decoded) => decoded,
+            Decode::DcOnly(_) => panic!("expected pixels"),
+        }
+    }
+
+    #[test]
+    fn an_eighth_from_the_dc_scans_equals_an_eighth_of_the_whole_file() {
+        let data = progressive_jpeg(1600, 1203);
+        let eighth = |_: u32, _: u32, _: Orientation, _: bool| 8;
+        let first = libjpeg::catch_failure(|| unsafe {
+            decode_inner(&data, &Limits::default(), Scale::Choose(&eighth))
+        })
+        .expect("no libjpeg failure");
+        let Ok(Decode::DcOnly(dc)) = first else {
+            panic!("a progressive file at 1/8 goes to its DC scans")
+        };
+        assert!(
+            dc.len() * 2 < data.len(),
+            "{} of {} bytes",
+            dc.len(),
+            data.len()
+        );
+
+        let via_dc = decode(&data, &Limits::default(), &eighth).expect("decodes");
+        // The whole file, every scan entropy-decoded, at 1/8.
+        let whole = done(
+            libjpeg::catch_failure(|| unsafe {
+                decode_inner(&data, &Limits::default(), Scale::DcOnlyEighth)
+            })
+            .expect("no libjpeg failure"),
+        );
+        assert_eq!((via_dc.pixels.width, via_dc.pixels.height), (200, 151));
+        assert_eq!(via_dc.pixels, whole.pixels);
+        assert_eq!((via_dc.stored_width, via_dc.stored_height), (1600, 1203));
+    }
+
+    /// The corpus's progressive photos: 4:2:2 (Dragonfly: chroma read as DC only too) and 4:2:0 (seeding: chroma
+    /// keeps its AC scans). Both must decode to the same pixels at 1/8 from their DC-only streams.
+    #[test]
+    fn corpus_photos_decode_the_same_from_their_dc_scans() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+        for (name, at_most) in [
+            ("Dragonfly_by_Bolly.jpg", 0.25),
+            ("seeding_by_Clemens_Engelhardt.jpg", 0.30),
+        ] {
+            let data = std::fs::read(corpus.join(name)).expect("the corpus is ../shared/corpus");
+            let dc = jpeg_scans::dc_only(&data, 100).expect("a complete progressive JPEG");
+            let share = dc.len() as f64 / data.len() as f64;
+            assert!(
+                share < at_most,
+                "{name}: DC-only stream is {share:.2} of the file"
+            );
+            let eighth = |_: u32, _: u32, _: Orientation, _: bool| 8;
+            let via_dc = decode(&data, &Limits::default(), &eighth).expect("decodes");
+            let whole = done(
+                libjpeg::catch_failure(|| unsafe {
+                    decode_inner(&data, &Limits::default(), Scale::DcOnlyEighth)
+                })
+                .expect("no libjpeg failure"),
+            );
+            assert_eq!(via_dc.pixels, whole.pixels, "{name}");
+        }
+    }
+
+    #[test]
+    fn other_scales_and_damaged_files_decode_the_whole_file() {
+        let data = progressive_jpeg(800, 600);
+        let quarter = |_: u32, _: u32, _: Orientation, _: bool| 4;
+        let r = decode(&data, &Limits::default(), &quarter).expect("decodes");
+        assert_eq!((r.pixels.width, r.pixels.height), (200, 150));
+        // Cut before EOI: no DC-only shortcut, the whole file is read and its truncation reported.
+        let eighth = |_: u32, _: u32, _: Orientation, _: bool| 8;
+        let cut = &data[..data.len() - 40];
+        assert!(matches!(
+            decode(cut, &Limits::default(), &eighth),
+            Err(Error::Decode(_))
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod gif;
 mod jpeg;
+mod jpeg_scans;
 mod png;
 mod webp;
 
@@ -24,8 +25,10 @@ pub struct Decoded {
     pub icc: Option<Vec<u8>>,
 }
 
-/// Given the stored size and orientation, the largest power-of-two denominator the decoder may shrink by.
-pub type ShrinkPolicy<'a> = &'a dyn Fn(u32, u32, Orientation) -> u32;
+/// Given the stored size, the orientation and whether a 1/8 decode is far cheaper than any other scale for this
+/// file (a progressive JPEG: its DC scans alone, see `jpeg_scans`), the largest power-of-two denominator the
+/// decoder may shrink by.
+pub type ShrinkPolicy<'a> = &'a dyn Fn(u32, u32, Orientation, bool) -> u32;
 
 pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
     limits.check_input_len(data.len())?;

@@ -57,7 +57,7 @@ pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<
         .map_or(Orientation::NORMAL, |exif| orientation_from_exif(&exif));
     let icc = decoder.icc_profile().map_err(err)?;
     if !decoder.is_animated() {
-        let denominator = shrink(width, height, orientation).clamp(1, 8);
+        let denominator = shrink(width, height, orientation, false).clamp(1, 8);
         return Ok(Decoded {
             pixels: decode_still(data, width, height, denominator, decoder.has_alpha())?,
             format: Format::Webp,
