@@ -42,6 +42,10 @@ LAYER_ZIP = DIST / "kiray-imaging-layer.zip"
 # Pure-Python packages shipped next to ours (Powertools and its dependencies), pinned by hash.
 RUNTIME_REQUIREMENTS = ROOT / "layer" / "requirements.txt"
 RUNTIME_WHEELS = BUILD / "runtime-wheels"
+# The licences a runtime wheel may declare (its METADATA's License-Expression, else License): the same permissive
+# terms as layer/about.toml's allow-list for the Rust crates, plus MIT-0 (Powertools) and PSF-2.0 (typing-extensions),
+# both permissive and asking for nothing beyond the notice each wheel carries in its .dist-info/.
+RUNTIME_LICENCES = frozenset({"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "PSF-2.0"})
 
 # Lambda architecture → Rust target. The architecture itself is one setting, `params.architecture` in
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
@@ -260,7 +264,19 @@ def runtime_wheels() -> list[Path]:
         # Only pure-Python wheels: a compiled one would need the same gate and target as ours.
         if not wheel.name.endswith("-py3-none-any.whl"):
             raise SystemExit(f"layer: {wheel.name} in {RUNTIME_REQUIREMENTS.name} is not a pure-Python wheel")
+        licence = wheel_licence(wheel)
+        if licence not in RUNTIME_LICENCES:
+            raise LicenceError(f"{wheel.name} declares licence {licence!r}, outside {sorted(RUNTIME_LICENCES)}")
     return wheels
+
+
+def wheel_licence(wheel: Path) -> str:
+    """The licence a wheel's METADATA declares: the SPDX License-Expression, else the License field."""
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        fields = [line.split(":", 1) for line in z.read(name).decode().split("\n\n", 1)[0].splitlines()]
+    declared = {k.strip(): v.strip() for k, v in (f for f in fields if len(f) == 2)}
+    return declared.get("License-Expression") or declared.get("License", "")
 
 
 def zip_layer(wheels: list[Path], out: Path) -> None:
@@ -313,14 +329,16 @@ def main(argv: list[str] | None = None) -> int:
 def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
     try:
         current_notices()
+        runtime = runtime_wheels()
     except LicenceError as e:
-        print(f"layer: REFUSED by the licence check (layer/about.toml), nothing was built:\n{e}", file=sys.stderr)
+        print(f"layer: REFUSED by the licence check (layer/about.toml, RUNTIME_LICENCES), nothing was built:\n{e}",
+              file=sys.stderr)  # fmt: skip
         return 1
     wheel = current_wheel(TARGETS[architecture], force)
     try:
         # Verify the wheel, then what actually ships: the zip.
         gate.verify(wheel)
-        zip_layer([wheel, *runtime_wheels()], LAYER_ZIP)
+        zip_layer([wheel, *runtime], LAYER_ZIP)
         findings = gate.verify(LAYER_ZIP)
     except gate.GateError as e:
         LAYER_ZIP.unlink(missing_ok=True)

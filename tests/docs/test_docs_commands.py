@@ -393,6 +393,8 @@ def test_removing_a_stage(shell: Shell) -> None:
     preamble = [c for c in deploying if c.block == first and run_here(c)]
     outputs = run_commands(shell, preamble + [c for c in deploying if c.section == REMOVAL])
     assert output(outputs, "aws cloudformation list-stacks").strip() == "DELETE_COMPLETE"
+    # The stack let go of the photos bucket (DeletionPolicy Retain): it was still there for the page to delete.
+    assert "remove_bucket:" in output(outputs, "aws s3 rb")
 
 
 def test_readme_commands() -> None:

@@ -101,3 +101,29 @@ def test_a_changed_licence_file_fails_the_build(build: ModuleType, tmp_path: Pat
     with pytest.raises(build.LicenceError) as refused:
         build.generate_notices(tmp_path / "notices.txt", config)
     assert "failed to validate" in str(refused.value)
+
+
+def _wheel(path: Path, metadata: str) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("pkg-1.0.dist-info/METADATA", metadata)
+        z.writestr("pkg/__init__.py", "")
+    return path
+
+
+def test_runtime_wheels_declare_a_licence_from_the_allow_list(build: ModuleType, tmp_path: Path) -> None:
+    # The Python packages shipped next to ours (layer/requirements.txt) are held to an allow-list as well.
+    expression = _wheel(
+        tmp_path / "a-1.0-py3-none-any.whl", "Name: a\nLicense-Expression: PSF-2.0\nLicense: GPL\n\nbody"
+    )
+    assert build.wheel_licence(expression) == "PSF-2.0"
+    legacy = _wheel(tmp_path / "b-1.0-py3-none-any.whl", "Name: b\nLicense: GPL-3.0-only\n\nLicense: MIT in the body")
+    assert build.wheel_licence(legacy) == "GPL-3.0-only"
+    assert build.wheel_licence(legacy) not in build.RUNTIME_LICENCES
+    for wheel in build.runtime_wheels():
+        assert build.wheel_licence(wheel) in build.RUNTIME_LICENCES, wheel.name
+
+
+def test_the_layer_ships_the_runtime_wheels_notices(layer: dict[str, bytes]) -> None:
+    licences = [n for n in layer if (".dist-info/" in n and "/licenses/" in n) or n.endswith(".dist-info/LICENSE")]
+    for package in ("aws_lambda_powertools", "jmespath", "typing_extensions"):
+        assert any(n.startswith(f"python/{package}-") for n in licences), (package, licences)

@@ -223,8 +223,9 @@ def test_the_failure_queue_keeps_messages_and_alarms_on_the_first(template: dict
     queue = template["Resources"][name]["Properties"]
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert queue["SqsManagedSseEnabled"] is True
-    (alarm,) = resources(template, "AWS::CloudWatch::Alarm").values()
-    props = alarm["Properties"]
+    # The alarm on the queue (the other alarm watches permanent failures: test_template_observability.py).
+    (props,) = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                if a["Properties"]["Namespace"] == "AWS/SQS"]  # fmt: skip
     assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}]
     assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
@@ -264,3 +265,10 @@ def test_the_stack_records_the_layer_sha256(template: dict[str, Any]) -> None:
     assert description.startswith("kiray_imaging native core")
     assert description.endswith(f" sha256 {sha}")
     assert len(description) <= 256
+
+
+def test_removing_or_replacing_the_stack_keeps_the_photos_bucket(template: dict[str, Any]) -> None:
+    # The originals are the one thing no retry or redeploy can bring back.
+    bucket = template["Resources"]["PhotosBucket"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
