@@ -41,7 +41,7 @@ from typing import Any
 from PIL import Image
 
 import kiray_imaging
-from bench import cli, quality
+from bench import cli, cost, quality
 from bench.peers import Rendered, Skipped
 from bench.peers.ours import Ours
 from bench.peers.sharp import unavailable_reason as sharp_unavailable_reason
@@ -1062,6 +1062,21 @@ def report(results: Results, corpus: Path) -> str:
         ", ".join(f"`{results.files[i].name}`" for i in common) + ".",
         "",
         totals_table(results, common),
+        "",
+        "## Lambda cost per million uploads, on paper",
+        "",
+        "From the median times above, averaged per file over the common files; the model and its assumptions are in"
+        f" `bench/cost.py` and docs/cost.md ({cost.IO_MS:.0f} ms of S3 and handler work per invocation, 1 vCPU at"
+        f" {cost.FULL_VCPU_MB} MB, x86_64 us-east-1 prices). The medium here is JPEG only; production's medium also"
+        " writes WebP.",
+        "",
+        cost.cost_table(
+            {
+                tool.label: [sum(t.renditions[p].ms for t in rows) / len(rows) for p in (THUMBNAIL, MEDIUM)]
+                for tool in results.tools
+                if (rows := [t for i in common if (t := results.timed(tool.key, i)) is not None])
+            }
+        ),
         "",
         "## Per file",
         "",
