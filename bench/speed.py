@@ -1171,7 +1171,7 @@ def report(results: Results, corpus: Path) -> str:
         " pixels, a cost sharp (the same libvips) does not pay. libvips' thumbnail leaves a factor of two for its"
         " final resize when it shrinks a JPEG on load, where sharp (`fastShrinkOnLoad`, its default) shrinks down to"
         " the output size and our core to within its tuned margin, so pyvips often decodes more pixels than either."
-        " sharp and pyvips also shrink WebP on load (libwebp's scaled decode); our core and Pillow decode WebP at"
+        " sharp, pyvips and our core also shrink still WebP on load (libwebp's scaled decode); Pillow decodes WebP at"
         " full size.",
         "- sharp: the pipeline of `bench/peers/sharp_render.mjs` (the production one), `concurrency(1)` for one"
         " thread. The libvips operation cache is off for sharp and pyvips: a loop over the same bytes would hit it,"
