@@ -34,7 +34,7 @@ from kiray_imaging import config
 from kiray_imaging.batch import DEPLOYED_FORMATS
 from kiray_imaging.logs import configure
 from kiray_imaging.presets import resolve
-from kiray_imaging.progress import Progress, bounded_map, default_workers
+from kiray_imaging.progress import Progress, add_workers_option, bounded_map
 from kiray_imaging.s3_events import S3Object
 
 if TYPE_CHECKING:
@@ -368,13 +368,6 @@ def _main(args: argparse.Namespace) -> int:
     return _write_manifest(args, settings, listing)
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected ≥ 1, got {n}")
-    return n
-
-
 def register(commands: Any) -> None:
     """Adds the ``backfill`` subcommand to the CLI's subparsers."""
     p: argparse.ArgumentParser = commands.add_parser(
@@ -400,7 +393,7 @@ def register(commands: Any) -> None:
     deployed.add_argument("--account-id", help="default: looked up by the printed script (aws sts)")
     deployed.add_argument("--role-arn", help="default: looked up by the printed script (stack output BackfillRoleArn)")
     local = p.add_argument_group("--local")
-    local.add_argument("--workers", type=_positive, default=default_workers(), help="threads (default: one per core)")
+    add_workers_option(local)
     local.add_argument("--log-level", default="ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                        help="JSON log lines on stdout from this level (default: %(default)s)")  # fmt: skip
     p.set_defaults(run=_main)

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from kiray_imaging._core import ImageError
 from kiray_imaging.output_keys import rendition_key
-from kiray_imaging.progress import Progress, bounded_map, default_workers
+from kiray_imaging.progress import Progress, add_workers_option, bounded_map
 from kiray_imaging.rendering import render_formats
 
 DEPLOYED_FORMATS: dict[str, tuple[str, ...]] = {"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}
@@ -171,13 +171,6 @@ def _main(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if failures else 0
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected ≥ 1, got {n}")
-    return n
-
-
 def register(commands: Any) -> None:
     """Adds the ``batch`` subcommand to the CLI's subparsers."""
     p: argparse.ArgumentParser = commands.add_parser(
@@ -188,5 +181,5 @@ def register(commands: Any) -> None:
     )
     p.add_argument("src", type=Path, metavar="SRC_DIR")
     p.add_argument("dest", type=Path, metavar="DEST_DIR", help="created if missing; renditions are overwritten")
-    p.add_argument("--workers", type=_positive, default=default_workers(), help="threads (default: one per core)")
+    add_workers_option(p)
     p.set_defaults(run=_main)

@@ -11,6 +11,7 @@ terminal, so logs, pipes and CI output stay clean.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import os
 import sys
@@ -29,6 +30,18 @@ _BAR_WIDTH = 30
 def default_workers() -> int:
     """One thread per core: rendering is CPU-bound once the bytes are in."""
     return max(1, os.cpu_count() or 1)
+
+
+def add_workers_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--workers N``, the size of the pool `bounded_map` runs, for every command that renders many images."""
+    parser.add_argument("--workers", type=_positive, default=default_workers(), help="threads (default: one per core)")
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected ≥ 1, got {n}")
+    return n
 
 
 def bounded_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R]]:
