@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
-from PIL import Image, ImageDraw, ImageOps, ImageStat
+from PIL import Image, ImageCms, ImageDraw, ImageOps, ImageStat
 
 from kiray_imaging import (
     PRESETS,
@@ -401,13 +401,35 @@ def test_webp(lossless: bool, preset_name: str) -> None:
     assert_quadrants(check_output(r, expected_size(1001, 667, PRESETS[preset_name])), ARROW)
 
 
-def test_cmyk_jpeg() -> None:
+FALLBACK_CMYK_PROFILE = Path(__file__).resolve().parents[2] / "rust_core" / "profiles" / "fogra39l-coated.icc"
+
+
+def test_cmyk_jpeg_without_a_profile_gets_the_press_fallback() -> None:
     # Pillow writes CMYK the way Photoshop does: Adobe APP14 marker, values stored inverted.
-    cmyk = images.quadrants((801, 601), "CMYK", (0, 255, 255, 0), (255, 255, 0, 0), (0, 0, 0, 128), (0, 0, 0, 0))
+    inks: dict[Quadrant, tuple[int, int, int, int]] = {
+        "tl": (0, 255, 255, 0),
+        "tr": (255, 255, 0, 0),
+        "bl": (0, 0, 0, 128),
+        "br": (0, 0, 0, 0),
+    }
+    cmyk = images.quadrants((801, 601), "CMYK", *inks.values())
+    # LittleCMS with the profile the core falls back to (rust_core/profiles/README.md), relative colorimetric.
+    press = ImageCms.getOpenProfile(str(FALLBACK_CMYK_PROFILE))
+    srgb = ImageCms.createProfile("sRGB")
+    swatches = Image.new("CMYK", (len(inks), 1))
+    swatches.putdata(list(inks.values()))
+    expected_image = ImageCms.profileToProfile(swatches, press, srgb, outputMode="RGB",
+                                               renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)  # fmt: skip
+    assert expected_image is not None
+    rgb = list(expected_image.getdata())
+    expected: dict[Quadrant, tuple[int, int, int]] = {q: rgb[i] for i, q in enumerate(inks)}
+    # A press's red is not the screen's: the naive (1 − C)(1 − K) would give (255, 0, 0) and (0, 0, 255).
+    assert not images.close(expected["tl"], RED, 20)
+    assert not images.close(expected["tr"], BLUE, 20)
 
     r = render(images.encode(cmyk, "JPEG", quality=92), "thumbnail")
 
-    assert_quadrants(check_output(r, (400, 300)), {"tl": RED, "tr": BLUE, "bl": (127, 127, 127), "br": WHITE})
+    assert_quadrants(check_output(r, (400, 300)), expected)
 
 
 def test_big_endian_exif_orientation() -> None:
