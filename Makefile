@@ -99,8 +99,9 @@ bench/node_modules/.installed: bench/package.json bench/package-lock.json
 bench-deps: $(VENV)/.bench-installed bench/node_modules/.installed
 	@$(PY) -c "import kiray_imaging" 2>/dev/null || $(MAKE) setup
 
-quality: bench-deps ## image fidelity vs sharp on ../shared/corpus → bench/results/quality.md (QUALITY_ARGS=--strict)
+quality: bench-deps ## image fidelity vs sharp on ../shared/corpus → bench/results/quality.md, cmyk.md (QUALITY_ARGS=--strict)
 	$(PY) -m bench.quality $(QUALITY_ARGS)
+	$(PY) -m bench.cmyk
 
 # djpeg (libjpeg-turbo's own scaled decode) is the floor the baseline-JPEG thumbnail is held to. Best effort: where it
 # cannot be installed the report says "not measured" rather than the benchmark failing.
