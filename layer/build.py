@@ -46,6 +46,14 @@ RUNTIME_WHEELS = BUILD / "runtime-wheels"
 # terms as layer/about.toml's allow-list for the Rust crates, plus MIT-0 (Powertools) and PSF-2.0 (typing-extensions),
 # both permissive and asking for nothing beyond the notice each wheel carries in its .dist-info/.
 RUNTIME_LICENCES = frozenset({"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "PSF-2.0"})
+# Powertools is a toolbox and the handlers use two of its tools, Logger and Metrics. Its REST/GraphQL routers
+# (event_handler) and the utilities other than the two that Logger imports (jmespath_utils) or types with (typing)
+# are 838 KB of the zip, a quarter of the 3 MB budget, for code that is never imported. Left out of the layer; the
+# wheel's RECORD still lists them (nothing reads it on Lambda). tests/layer/test_layer_runtime.py runs the handler's
+# logging and metrics paths from the unzipped layer alone, so a Powertools update that needs one of them fails there.
+RUNTIME_LEFT_OUT = ("aws_lambda_powertools/event_handler/", "aws_lambda_powertools/utilities/")
+RUNTIME_KEPT = ("aws_lambda_powertools/utilities/__init__.py", "aws_lambda_powertools/utilities/jmespath_utils/",
+                "aws_lambda_powertools/utilities/typing/")  # fmt: skip
 
 # Lambda architecture → Rust target. The architecture itself is one setting, `params.architecture` in
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
@@ -279,6 +287,11 @@ def wheel_licence(wheel: Path) -> str:
     return declared.get("License-Expression") or declared.get("License", "")
 
 
+def shipped(name: str) -> bool:
+    """Whether a file of a runtime wheel goes into the layer (see RUNTIME_LEFT_OUT)."""
+    return not name.startswith(RUNTIME_LEFT_OUT) or name.startswith(RUNTIME_KEPT)
+
+
 def zip_layer(wheels: list[Path], out: Path) -> None:
     """Lambda unpacks a layer into /opt; Python layers put packages under python/, which is on sys.path there.
     A wheel of pure Python unpacked is that package installed (no scripts, nothing to compile)."""
@@ -288,7 +301,7 @@ def zip_layer(wheels: list[Path], out: Path) -> None:
     files: dict[str, bytes] = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as src:
-            for name in (n for n in src.namelist() if not n.endswith("/")):
+            for name in (n for n in src.namelist() if not n.endswith("/") and shipped(n)):
                 if name in files:
                     raise SystemExit(f"layer: {name} is in more than one wheel ({wheel.name})")
                 files[name] = src.read(name)
