@@ -8,6 +8,7 @@ pub enum Format {
     Png,
     Webp,
     Gif,
+    Avif,
 }
 
 pub fn sniff(data: &[u8]) -> Result<Format> {
@@ -26,13 +27,33 @@ pub fn sniff(data: &[u8]) -> Result<Format> {
     if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
         return Ok(Format::Gif);
     }
+    if is_avif(data) {
+        return Ok(Format::Avif);
+    }
     Err(match known_unsupported(data) {
         Some(name) => Error::Unsupported(format!("{name} input is not supported")),
         None => Error::Unsupported(format!(
-            "not a supported image (JPEG, PNG, WebP or GIF); the input starts with {}",
+            "not a supported image (JPEG, PNG, WebP, GIF or AVIF); the input starts with {}",
             hex_prefix(data)
         )),
     })
+}
+
+/// AVIF by its `ftyp` box: major brand `avif` (still) or `avis` (sequence: its primary image, if it has one), or
+/// the generic HEIF brands `mif1`/`miaf` with `avif` among the compatible brands. HEIC's brands stay refused.
+fn is_avif(data: &[u8]) -> bool {
+    // A truncated ftyp still names its major brand: the AVIF decoder then says what is wrong with the file.
+    if data.len() >= 12 && &data[4..8] == b"ftyp" && matches!(&data[8..12], b"avif" | b"avis") {
+        return true;
+    }
+    let Some((major, mut compatible)) = crate::decode::ftyp_brands(data) else {
+        return false;
+    };
+    match &major {
+        b"avif" | b"avis" => true,
+        b"mif1" | b"miaf" => compatible.any(|b| b == b"avif"),
+        _ => false,
+    }
 }
 
 /// Formats we recognise only to name them in the error, so the log says "HEIF" rather than "garbage".
@@ -40,7 +61,6 @@ fn known_unsupported(data: &[u8]) -> Option<&'static str> {
     if data.len() >= 12 && &data[4..8] == b"ftyp" {
         let brand = &data[8..12];
         return Some(match brand {
-            b"avif" | b"avis" => "AVIF",
             b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => {
                 "HEIF/HEIC"
             }
@@ -102,6 +122,43 @@ mod tests {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n....").unwrap(), Format::Png);
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 ").unwrap(), Format::Webp);
         assert_eq!(sniff(b"GIF89a....").unwrap(), Format::Gif);
+    }
+
+    fn ftyp(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+        let mut v = ((16 + 4 * compatible.len()) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(b"ftyp");
+        v.extend_from_slice(major);
+        v.extend_from_slice(&[0; 4]);
+        for c in compatible {
+            v.extend_from_slice(*c);
+        }
+        v
+    }
+
+    #[test]
+    fn avif_by_its_brands() {
+        for f in [
+            ftyp(b"avif", &[b"mif1", b"miaf"]),
+            ftyp(b"avis", &[b"avif", b"msf1"]),
+            ftyp(b"mif1", &[b"miaf", b"avif"]),
+            ftyp(b"miaf", &[b"avif"]),
+        ] {
+            assert_eq!(sniff(&f).unwrap(), Format::Avif, "{f:?}");
+        }
+        // HEIC, and a HEIF that is not AVIF, stay refused by name.
+        for f in [
+            ftyp(b"heic", &[b"mif1", b"heic"]),
+            ftyp(b"mif1", &[b"heic", b"miaf"]),
+        ] {
+            assert_eq!(
+                sniff(&f).unwrap_err(),
+                Error::Unsupported("HEIF/HEIC input is not supported".into())
+            );
+        }
+        // An ftyp box whose size runs past the data is not trusted for its brands.
+        let mut short = ftyp(b"mif1", &[b"avif"]);
+        short.truncate(18);
+        assert!(matches!(sniff(&short), Err(Error::Unsupported(m)) if m.starts_with("HEIF/HEIC")));
     }
 
     #[test]

@@ -185,7 +185,7 @@ fn garbage_is_unsupported() {
     assert_eq!(
         err,
         Error::Unsupported(
-            "not a supported image (JPEG, PNG, WebP or GIF); the input starts with 47 41 52 42 41 47 45 2c"
+            "not a supported image (JPEG, PNG, WebP, GIF or AVIF); the input starts with 47 41 52 42 41 47 45 2c"
                 .into()
         )
     );

@@ -1,7 +1,9 @@
 //! Bytes → pixels. Each format has its module; all of them check the declared size against the limits before
-//! allocating, read the EXIF orientation, and return 8-bit RGB(A).
+//! allocating, read the orientation (EXIF; irot/imir for AVIF), and return 8-bit RGB(A).
 
+mod avif;
 mod gif;
+mod heif;
 mod jpeg;
 mod jpeg_scans;
 mod png;
@@ -12,6 +14,9 @@ use crate::limits::Limits;
 use crate::orient::Orientation;
 use crate::pixels::{Layout, Pixels};
 use crate::sniff::{sniff, Format};
+
+/// The brands of an ISO BMFF `ftyp` box, for `sniff`.
+pub(crate) use heif::brands as ftyp_brands;
 
 pub struct Decoded {
     /// Possibly shrunk on load (JPEG, still WebP): see `shrink`.
@@ -37,6 +42,7 @@ pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<
         Format::Png => png::decode(data, limits),
         Format::Webp => webp::decode(data, limits, shrink),
         Format::Gif => gif::decode(data, limits),
+        Format::Avif => avif::decode(data, limits),
     }?;
     decoded.pixels = settle_alpha(decoded.pixels, limits)?;
     Ok(decoded)
