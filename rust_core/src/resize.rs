@@ -2,28 +2,34 @@
 //! none — never `target-cpu=native`, which would crash on an older Lambda host). RGBA is resized premultiplied
 //! (fast_image_resize's `mul_div_alpha`, on by default) so transparent edges get no dark fringe.
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{CpuExtensions, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::{U8x3, U8x4};
+use fast_image_resize::{CpuExtensions, FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
 
 use crate::error::{Error, Result};
 use crate::geometry::Plan;
 use crate::pixels::{Layout, Pixels};
 
-fn pixel_type(layout: Layout) -> PixelType {
-    match layout {
-        Layout::Rgb8 => PixelType::U8x3,
-        Layout::Rgba8 => PixelType::U8x4,
-    }
-}
-
 pub fn resize(src: Pixels, plan: &Plan) -> Result<Pixels> {
     if plan.is_identity(src.width, src.height) {
         return Ok(src);
     }
-    let layout = src.layout;
-    let source = Image::from_vec_u8(src.width, src.height, src.data, pixel_type(layout))
+    // Typed by the layout we hold rather than through `Resizer::resize`'s run-time pixel type: the untyped call
+    // compiles the kernels of every pixel type the crate knows (16 of them for f32 alone), code we never run and
+    // the only code whose machine instructions differed between two builds of the same source (issue 7).
+    let data = match src.layout {
+        Layout::Rgb8 => resize_as::<U8x3>(&src, plan),
+        Layout::Rgba8 => resize_as::<U8x4>(&src, plan),
+    }?;
+    Ok(Pixels::new(plan.out_width, plan.out_height, src.layout, data))
+}
+
+fn resize_as<P: PixelTrait>(src: &Pixels, plan: &Plan) -> Result<Vec<u8>> {
+    let source = TypedImageRef::<P>::from_buffer(src.width, src.height, &src.data)
         .map_err(|e| Error::Internal(format!("resize source: {e}")))?;
-    let mut destination = Image::new(plan.out_width, plan.out_height, pixel_type(layout));
+    let mut data = vec![0u8; plan.out_width as usize * plan.out_height as usize * P::size()];
+    let mut destination = TypedImage::<P>::from_buffer(plan.out_width, plan.out_height, &mut data)
+        .map_err(|e| Error::Internal(format!("resize destination: {e}")))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .crop(
@@ -33,14 +39,9 @@ pub fn resize(src: Pixels, plan: &Plan) -> Result<Pixels> {
             plan.crop_height,
         );
     Resizer::new()
-        .resize(&source, &mut destination, &options)
+        .resize_typed(&source, &mut destination, &options)
         .map_err(|e| Error::Internal(format!("resize: {e}")))?;
-    Ok(Pixels::new(
-        plan.out_width,
-        plan.out_height,
-        layout,
-        destination.into_vec(),
-    ))
+    Ok(data)
 }
 
 /// The SIMD level the resizer uses on this CPU, for the cold-start log line.
