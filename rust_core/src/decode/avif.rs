@@ -27,13 +27,13 @@ use moxcms::{
 use rav1d::include::dav1d::data::Dav1dData;
 use rav1d::include::dav1d::dav1d::{Dav1dContext, Dav1dSettings};
 use rav1d::include::dav1d::headers::{
-    DAV1D_PIXEL_LAYOUT_I400, DAV1D_PIXEL_LAYOUT_I420, DAV1D_PIXEL_LAYOUT_I422,
+    Dav1dSequenceHeader, DAV1D_PIXEL_LAYOUT_I400, DAV1D_PIXEL_LAYOUT_I420, DAV1D_PIXEL_LAYOUT_I422,
     DAV1D_PIXEL_LAYOUT_I444,
 };
 use rav1d::include::dav1d::picture::Dav1dPicture;
 use rav1d::src::lib::{
     dav1d_close, dav1d_data_create, dav1d_data_unref, dav1d_default_settings, dav1d_get_picture,
-    dav1d_open, dav1d_picture_unref, dav1d_send_data,
+    dav1d_open, dav1d_parse_sequence_header, dav1d_picture_unref, dav1d_send_data,
 };
 
 use super::heif::{self, fourcc, Heif, Item, Nclx, Property};
@@ -155,10 +155,14 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
     let alpha = find_alpha(&heif, primary_id)?;
     let premultiplied =
         alpha.is_some_and(|a| heif.references_from(b"prem", primary_id).contains(&a.id));
-    // At the peak: our RGB(A) output, the largest AV1 picture (16-bit 4:4:4 is 6 bytes per pixel, with row padding)
-    // and rav1d's per-frame state (measured: ~2.5 bytes per pixel at 12 MP), plus the alpha picture.
+    // At the peak: our RGB(A) output, the AV1 picture (its planes, by the sequence header the decoder will read:
+    // 1.5 bytes per pixel for 8-bit 4:2:0, up to 6 for 16-bit 4:4:4), rav1d's per-frame state, and for alpha its
+    // picture too (assumed as large as the colour's).
     let channels = if alpha.is_some() { 4 } else { 3 };
-    let peak = channels as f64 + 6.5 + 2.5 + if alpha.is_some() { 2.5 } else { 0.0 };
+    let picture = picture_bytes_per_pixel(&heif, primary)?;
+    let peak = channels as f64
+        + RAV1D_STATE_BYTES_PER_PIXEL
+        + picture * if alpha.is_some() { 2.0 } else { 1.0 };
     check_memory(limits, width, height, peak, "AVIF")?;
 
     let colour = colour_from(&colour_props)?;
@@ -201,6 +205,57 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Decoded> {
         orientation: orientation(colour_props.rotation, colour_props.mirror),
         icc: colour.icc,
     })
+}
+
+/// rav1d's own buffers while it decodes a frame (block and mode info, loop-filter and CDEF state, row padding),
+/// per pixel, at their peak (an estimate, checked against the peak RSS of a 12 MP decode).
+const RAV1D_STATE_BYTES_PER_PIXEL: f64 = 2.0;
+
+/// Bytes per pixel of the decoded AV1 planes, from the sequence header at the start of the item's data (of the
+/// first tile, for a grid), read before anything is decoded; the worst case when it cannot be read.
+fn picture_bytes_per_pixel(heif: &Heif<'_>, item: &Item) -> Result<f64> {
+    const WORST: f64 = 6.0;
+    let first = if &item.kind == b"grid" {
+        match heif
+            .references_from(b"dimg", item.id)
+            .first()
+            .and_then(|&id| heif.item(id))
+        {
+            Some(tile) => tile,
+            None => return Ok(WORST),
+        }
+    } else {
+        item
+    };
+    let data = heif.item_data(first)?;
+    let mut header = MaybeUninit::<Dav1dSequenceHeader>::uninit();
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `header` is writable and `data` is a live slice of data.len() bytes; the header is read only
+        // when dav1d_parse_sequence_header succeeded, which writes all of it. It is plain data (nothing to free).
+        unsafe {
+            let result = dav1d_parse_sequence_header(
+                Some(NonNull::new_unchecked(header.as_mut_ptr())),
+                NonNull::new(data.as_ptr().cast_mut()),
+                data.len(),
+            );
+            (result.0 == 0).then(|| {
+                let h = header.assume_init_ref();
+                (h.hbd, h.layout)
+            })
+        }
+    }));
+    let Ok(Some((hbd, layout))) = parsed else {
+        return Ok(WORST);
+    };
+    let sample = if hbd > 0 { 2.0 } else { 1.0 };
+    let planes = match layout {
+        DAV1D_PIXEL_LAYOUT_I400 => 1.0,
+        DAV1D_PIXEL_LAYOUT_I420 => 1.5,
+        DAV1D_PIXEL_LAYOUT_I422 => 2.0,
+        _ => 3.0,
+    };
+    // Rows are padded and aligned: a few percent on a photo.
+    Ok(sample * planes * 1.1)
 }
 
 /// The alpha plane's item: auxiliary (`auxl`) to the image, with an alpha `auxC` type.
