@@ -276,3 +276,106 @@ def test_sequence_without_a_primary_item_is_unsupported() -> None:
     ftyp = b"ftypavis\0\0\0\0avismsf1"
     with pytest.raises(UnsupportedFormatError, match=r"^AVIF: image sequences"):
         render(struct.pack(">I", 4 + len(ftyp)) + ftyp + b"\0\0\0\x08moov", "thumbnail")
+
+
+# --- grids ------------------------------------------------------------------------------------------------------
+# Pillow cannot write a grid, so one is assembled here from Pillow-made tiles: their av1C and AV1 data, under a
+# 'grid' item whose ImageGrid (in 'idat') crops the tiles to the output size.
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _full(kind: bytes, version: int, body: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", version << 24) + body)
+
+
+def _children(data: bytes, start: int, end: int) -> dict[bytes, bytes]:
+    boxes, at = {}, start
+    while at < end:
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        boxes[kind] = data[at + 8 : at + size]
+        at += size
+    return boxes
+
+
+def _tile(image: Image.Image) -> tuple[bytes, bytes]:
+    """A Pillow AVIF's av1C box and its one item's AV1 data."""
+    data = avif(image, subsampling="4:4:4")
+    meta = _children(data, 0, len(data))[b"meta"]
+    boxes = _children(meta, 4, len(meta))
+    ipco = _children(boxes[b"iprp"], 0, len(boxes[b"iprp"]))[b"ipco"]
+    av1c = _box(b"av1C", _children(ipco, 0, len(ipco))[b"av1C"])
+    iloc = boxes[b"iloc"]
+    # Version 0, 4-byte offsets and lengths, one item with one extent: how libavif writes a small still image.
+    assert iloc[0] == 0, iloc[:16].hex()
+    assert iloc[4:8] == b"\x44\x00\x00\x01", iloc[:16].hex()
+    offset, length = struct.unpack(">II", iloc[14:22])
+    return av1c, data[offset : offset + length]
+
+
+def grid_avif(tiles: list[Image.Image], rows: int, columns: int, size: tuple[int, int]) -> bytes:
+    parts = [_tile(t) for t in tiles]
+    tw, th = tiles[0].size
+    grid_id = 100
+    ispe = [_full(b"ispe", 0, struct.pack(">II", tw, th)), _full(b"ispe", 0, struct.pack(">II", *size))]
+    ipco = _box(b"ipco", ispe[0] + parts[0][0] + ispe[1])
+    entries = [struct.pack(">HB", i + 1, 2) + bytes([1, 0x82]) for i in range(len(tiles))]
+    entries.append(struct.pack(">HB", grid_id, 1) + bytes([3]))
+    ipma = _full(b"ipma", 0, struct.pack(">I", len(entries)) + b"".join(entries))
+    image_grid = bytes([0, 0, rows - 1, columns - 1]) + struct.pack(">HH", *size)
+    infe = [_full(b"infe", 2, struct.pack(">HH", i + 1, 0) + b"av01\0") for i in range(len(tiles))]
+    infe.append(_full(b"infe", 2, struct.pack(">HH", grid_id, 0) + b"grid\0"))
+    iref = _full(
+        b"iref",
+        0,
+        _box(
+            b"dimg",
+            struct.pack(">HH", grid_id, len(tiles)) + b"".join(struct.pack(">H", i + 1) for i in range(len(tiles))),
+        ),
+    )
+
+    def meta(mdat_start: int) -> bytes:
+        locations, at = [], mdat_start
+        for i, (_, av1) in enumerate(parts):
+            locations.append(struct.pack(">HHHHII", i + 1, 0, 0, 1, at, len(av1)))
+            at += len(av1)
+        locations.append(struct.pack(">HHHHII", grid_id, 1, 0, 1, 0, len(image_grid)))
+        iloc = _full(b"iloc", 1, b"\x44\x00" + struct.pack(">H", len(locations)) + b"".join(locations))
+        return _full(
+            b"meta",
+            0,
+            _full(b"hdlr", 0, b"\0\0\0\0pict" + b"\0" * 13)
+            + _full(b"pitm", 0, struct.pack(">H", grid_id))
+            + _full(b"iinf", 0, struct.pack(">H", len(infe)) + b"".join(infe))
+            + iloc
+            + iref
+            + _box(b"iprp", ipco + ipma)
+            + _box(b"idat", image_grid),
+        )
+
+    ftyp = _box(b"ftyp", b"avif\0\0\0\0avifmif1miaf")
+    start = len(ftyp) + len(meta(0)) + 8
+    return ftyp + meta(start) + _box(b"mdat", b"".join(av1 for _, av1 in parts))
+
+
+def test_grid_tiles_are_composited_and_cropped() -> None:
+    # 2 x 3 tiles of 320x240, each one flat colour, cropped to 900x400 (the last column and row overhang).
+    colours: list[RGB] = [RED, GREEN, BLUE, (230, 200, 40), GREY, (40, 200, 200)]
+    tiles = [Image.new("RGB", (320, 240), c) for c in colours]
+    data = grid_avif(tiles, rows=2, columns=3, size=(900, 400))
+    r = render(data, "medium", format="webp")
+    assert (r.source_width, r.source_height, r.width, r.height) == (900, 400, 900, 400)
+    out = decoded(r.data)
+    for i, colour in enumerate(colours):
+        x, y = (i % 3) * 320 + 100, (i // 3) * 240 + 80
+        box = (x, y, min(x + 100, 900), min(y + 60, 400))
+        assert images.close(images.mean_colour(out, box), colour, 6.0), (i, images.mean_colour(out, box), colour)
+
+
+def test_grid_with_missing_tiles_is_a_decode_error() -> None:
+    tiles = [Image.new("RGB", (320, 240), RED) for _ in range(3)]
+    data = grid_avif(tiles, rows=2, columns=2, size=(640, 480))
+    with pytest.raises(DecodeError, match=r"^AVIF: grid item 100 has 3 tiles, expected 2 x 2 = 4$"):
+        render(data, "thumbnail")
