@@ -69,6 +69,12 @@ def seeds() -> Iterator[bytes]:
     yield im.gif(frames)
     yield im.gif(frames, transparency=0)
 
+    # AVIF: the HEIF box parser and rav1d (Pillow writes the boxes: ftyp, meta, iloc, iprp with ispe/av1C/colr/pixi).
+    yield im.encode(arrow, "AVIF", quality=60)
+    yield im.encode(picture, "AVIF", quality=80, subsampling="4:4:4")
+    yield im.encode(rgba, "AVIF", quality=70)
+    yield im.encode(grey, "AVIF", quality=70)
+
 
 def write(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
