@@ -315,10 +315,10 @@ def _tile(image: Image.Image) -> tuple[bytes, bytes]:
     return av1c, data[offset : offset + length]
 
 
-def grid_avif(tiles: list[Image.Image], rows: int, columns: int, size: tuple[int, int]) -> bytes:
+def grid_avif(tiles: list[Image.Image], rows: int, columns: int, size: tuple[int, int], grid_id: int = 100) -> bytes:
+    """Tiles are items 1, 2, ...; the grid is `grid_id` (which must not be one of theirs)."""
     parts = [_tile(t) for t in tiles]
     tw, th = tiles[0].size
-    grid_id = 100
     ispe = [_full(b"ispe", 0, struct.pack(">II", tw, th)), _full(b"ispe", 0, struct.pack(">II", *size))]
     ipco = _box(b"ipco", ispe[0] + parts[0][0] + ispe[1])
     entries = [struct.pack(">HB", i + 1, 2) + bytes([1, 0x82]) for i in range(len(tiles))]
