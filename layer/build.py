@@ -59,7 +59,8 @@ RUNTIME_KEPT = ("aws_lambda_powertools/utilities/__init__.py", "aws_lambda_power
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
 TARGETS = {"x86_64": "x86_64-unknown-linux-gnu", "arm64": "aarch64-unknown-linux-gnu"}
 MANYLINUX = "manylinux2014"
-INPUTS = ("Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "rust_core", "python")  # README: the METADATA
+# README: the wheel's METADATA; vendor: patched third-party crates compiled in (vendor/*/KIRAY-PATCH.md).
+INPUTS = ("Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "rust_core", "python", "vendor")
 # Lambda allows 250 MB unzipped per function including layers; our own budget is far tighter.
 MAX_LAYER_ZIP_BYTES = 3 * 1024 * 1024
 # Zip timestamps: fixed, so the same wheel always gives the same zip (SOURCE_DATE_EPOCH overrides). Not the commit
