@@ -21,7 +21,12 @@ pub fn resize(src: Pixels, plan: &Plan) -> Result<Pixels> {
         Layout::Rgb8 => resize_as::<U8x3>(&src, plan),
         Layout::Rgba8 => resize_as::<U8x4>(&src, plan),
     }?;
-    Ok(Pixels::new(plan.out_width, plan.out_height, src.layout, data))
+    Ok(Pixels::new(
+        plan.out_width,
+        plan.out_height,
+        src.layout,
+        data,
+    ))
 }
 
 fn resize_as<P: PixelTrait>(src: &Pixels, plan: &Plan) -> Result<Vec<u8>> {
