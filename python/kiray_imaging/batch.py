@@ -27,10 +27,10 @@ DEPLOYED_FORMATS: dict[str, tuple[str, ...]] = {"thumbnail": ("jpeg",), "medium"
 """Each function's ``OUTPUT_FORMAT`` in serverless.yml (a test holds the two to each other)."""
 
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".mpo"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".mpo", ".avif"}
     # Images the core refuses: taken, so that the summary counts them (UnsupportedFormatError) instead of them
     # silently missing from DEST_DIR.
-    | {".heic", ".heif", ".avif", ".tif", ".tiff", ".bmp"}
+    | {".heic", ".heif", ".tif", ".tiff", ".bmp"}
 )
 """Which files are images, by name; the format itself is always sniffed from the bytes."""
 

@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiray-imaging", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     r = commands.add_parser("render", help="render one image file with a preset")
-    r.add_argument("src", type=Path, help="input image (JPEG, PNG, WebP or GIF; sniffed from its bytes)")
+    r.add_argument("src", type=Path, help="input image (JPEG, PNG, WebP, GIF or AVIF; sniffed from its bytes)")
     r.add_argument("--preset", required=True, choices=sorted(PRESETS))
     r.add_argument("--format", default="jpeg", choices=FORMATS)
     r.add_argument("-o", "--output", required=True, type=Path, help="where to write the rendition")
