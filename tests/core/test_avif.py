@@ -9,7 +9,10 @@ all eight orientations are made that way.
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -379,3 +382,25 @@ def test_grid_with_missing_tiles_is_a_decode_error() -> None:
     data = grid_avif(tiles, rows=2, columns=2, size=(640, 480))
     with pytest.raises(DecodeError, match=r"^AVIF: grid item 100 has 3 tiles, expected 2 x 2 = 4$"):
         render(data, "thumbnail")
+
+
+RAV1D_PANIC = Path(__file__).resolve().parents[1] / "fuzz" / "regressions" / "rav1d-panic-07190ebab4f9bbd4"
+
+
+def test_a_rav1d_panic_is_a_decode_error_and_prints_nothing() -> None:
+    # Found by the fuzzer: rav1d unwraps a None on this damaged AV1 (vendor/rav1d/KIRAY-PATCH.md). The panic must
+    # come back as DecodeError carrying its message, and print nothing itself: on Lambda a stderr line is a stray
+    # non-JSON log event beside the handler's own ERROR line. RUST_BACKTRACE=1 makes the default hook louder still.
+    script = (
+        "import sys, kiray_imaging\n"
+        "try:\n"
+        "    kiray_imaging.render(open(sys.argv[1], 'rb').read(), 'thumbnail')\n"
+        "except kiray_imaging.DecodeError as e:\n"
+        "    print(e)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(RAV1D_PANIC)],
+        capture_output=True, text=True, check=True, env={**os.environ, "RUST_BACKTRACE": "1"},
+    )  # fmt: skip
+    assert "the AV1 decoder failed on this data (called `Option::unwrap()` on a `None` value)" in result.stdout
+    assert result.stderr == ""

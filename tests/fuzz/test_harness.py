@@ -42,7 +42,7 @@ def test_seeds_cover_every_input_class(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():
         r = kiray_imaging.render(path.read_bytes(), "thumbnail")
         sniffed.add(r.source_format)
-    assert sniffed == {"jpeg", "png", "webp", "gif"}
+    assert sniffed == {"jpeg", "png", "webp", "gif", "avif"}
 
 
 def test_harness_runs_on_the_seeds(tmp_path: Path) -> None:

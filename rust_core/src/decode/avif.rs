@@ -16,10 +16,12 @@
 //!   and HLG (HDR) are refused: mapping HDR to SDR is a tone-mapping choice, not a conversion.
 //! - No shrink-on-load: AV1 has no reduced-resolution decode.
 
+use std::cell::Cell;
 use std::ffi::c_int;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
+use std::sync::Once;
 
 use moxcms::{
     CicpColorPrimaries, CicpProfile, ColorProfile, MatrixCoefficients, TransferCharacteristics,
@@ -230,7 +232,7 @@ fn picture_bytes_per_pixel(heif: &Heif<'_>, item: &Item) -> Result<f64> {
     };
     let data = heif.item_data(first)?;
     let mut header = MaybeUninit::<Dav1dSequenceHeader>::uninit();
-    let parsed = catch_unwind(AssertUnwindSafe(|| {
+    let parsed = quietly(|| {
         // SAFETY: `header` is writable and `data` is a live slice of data.len() bytes; the header is read only
         // when dav1d_parse_sequence_header succeeded, which writes all of it. It is plain data (nothing to free).
         unsafe {
@@ -244,7 +246,7 @@ fn picture_bytes_per_pixel(heif: &Heif<'_>, item: &Item) -> Result<f64> {
                 (h.hbd, h.layout)
             })
         }
-    }));
+    });
     let Ok(Some((hbd, layout))) = parsed else {
         return Ok(WORST);
     };
@@ -532,7 +534,7 @@ fn decode_av1(obus: &[u8], width: u32, height: u32, id: u32) -> Result<Picture> 
     let mut context = Context(None);
     let mut data = Data(Dav1dData::default());
     let mut picture = Picture(Dav1dPicture::default());
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    let outcome = quietly(|| {
         run_av1(
             &mut context,
             &mut data,
@@ -542,7 +544,7 @@ fn decode_av1(obus: &[u8], width: u32, height: u32, id: u32) -> Result<Picture> 
             height,
             id,
         )
-    }));
+    });
     match outcome {
         Ok(Ok(())) => Ok(picture),
         Ok(Err(e)) => Err(e),
@@ -553,7 +555,7 @@ fn decode_av1(obus: &[u8], width: u32, height: u32, id: u32) -> Result<Picture> 
             // unless closing it panics too, in which case it is leaked.
             std::mem::forget(data);
             std::mem::forget(picture);
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(context)));
+            let _ = quietly(move || drop(context));
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -564,6 +566,30 @@ fn decode_av1(obus: &[u8], width: u32, height: u32, id: u32) -> Result<Picture> 
             )))
         }
     }
+}
+
+thread_local! {
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic. rav1d's panics on damaged data are expected here and come back as a DecodeError that
+/// carries their message; Rust's default hook would also print each to stderr, a non-JSON line in the function's log
+/// beside our own ERROR line. The hook, installed once, stays silent while this thread is inside `quietly` and hands
+/// every other panic to the hook it replaced.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    outcome
 }
 
 fn run_av1(
