@@ -152,14 +152,7 @@ pub fn render_formats(
     catch_unwind(AssertUnwindSafe(|| {
         render_unchecked(data, options, outputs)
     }))
-    .unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_owned());
-        Err(Error::Internal(what))
-    })
+    .unwrap_or_else(|payload| Err(Error::Internal(error::panic_message(payload.as_ref()))))
 }
 
 fn render_unchecked(

@@ -38,9 +38,9 @@ use rav1d::src::lib::{
     dav1d_open, dav1d_parse_sequence_header, dav1d_picture_unref, dav1d_send_data,
 };
 
-use super::heif::{self, fourcc, Heif, Item, Nclx, Property};
+use super::heif::{self, corrupt, fourcc, unsupported, Heif, Item, Nclx, Property, Reader};
 use super::{check_memory, Decoded};
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::limits::Limits;
 use crate::orient::Orientation;
 use crate::pixels::{Layout, Pixels};
@@ -54,14 +54,6 @@ const ALPHA_URNS: [&[u8]; 2] = [
 /// A grid has at most 256 x 256 tiles by its syntax; real ones (8K+ images in 512-pixel tiles) have a few hundred.
 /// Each tile is a separate decode, so the count bounds the work a tiny hostile file can ask for.
 const MAX_TILES: usize = 1024;
-
-fn corrupt(message: impl std::fmt::Display) -> Error {
-    Error::Decode(format!("AVIF: {message}"))
-}
-
-fn unsupported(message: impl std::fmt::Display) -> Error {
-    Error::Unsupported(format!("AVIF: {message}"))
-}
 
 /// What the properties of an image item say.
 #[derive(Debug, Default)]
@@ -440,30 +432,30 @@ struct Grid {
 
 impl Grid {
     fn parse(data: &[u8], id: u32) -> Result<Grid> {
-        let short = || corrupt(format_args!("grid item {id}'s data is too short"));
-        let header = data.get(..4).ok_or_else(short)?;
-        if header[0] != 0 {
+        let mut r = Reader::new(data, "ImageGrid");
+        let version = r.u8()?;
+        if version != 0 {
             return Err(unsupported(format_args!(
-                "grid item {id} has version {}",
-                header[0]
+                "grid item {id} has version {version}"
             )));
         }
-        let wide = header[1] & 1 != 0;
-        let field = |at: usize| -> Result<u32> {
+        let wide = r.u8()? & 1 != 0;
+        let rows = usize::from(r.u8()?) + 1;
+        let columns = usize::from(r.u8()?) + 1;
+        let mut field = || {
             if wide {
-                let b = data.get(at..at + 4).ok_or_else(short)?;
-                Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                r.u32()
             } else {
-                let b = data.get(at..at + 2).ok_or_else(short)?;
-                Ok(u32::from(u16::from_be_bytes([b[0], b[1]])))
+                r.u16().map(u32::from)
             }
         };
-        let step = if wide { 4 } else { 2 };
+        let width = field()?;
+        let height = field()?;
         Ok(Grid {
-            rows: usize::from(header[2]) + 1,
-            columns: usize::from(header[3]) + 1,
-            width: field(4)?,
-            height: field(4 + step)?,
+            rows,
+            columns,
+            width,
+            height,
         })
     }
 }
@@ -556,11 +548,7 @@ fn decode_av1(obus: &[u8], width: u32, height: u32, id: u32) -> Result<Picture> 
             std::mem::forget(data);
             std::mem::forget(picture);
             let _ = quietly(move || drop(context));
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
+            let what = panic_message(payload.as_ref());
             Err(corrupt(format_args!(
                 "item {id}: the AV1 decoder failed on this data ({what})"
             )))

@@ -19,11 +19,12 @@ const MAX_PROPERTIES: usize = 4096;
 const MAX_ASSOCIATIONS: usize = 16_384;
 const MAX_REFERENCES: usize = 16_384;
 
-fn corrupt(message: impl std::fmt::Display) -> Error {
+/// Errors of the container and of the AV1 data in it (decode/avif.rs uses these too): every message names AVIF.
+pub(super) fn corrupt(message: impl std::fmt::Display) -> Error {
     Error::Decode(format!("AVIF: {message}"))
 }
 
-fn unsupported(message: impl std::fmt::Display) -> Error {
+pub(super) fn unsupported(message: impl std::fmt::Display) -> Error {
     Error::Unsupported(format!("AVIF: {message}"))
 }
 
@@ -40,15 +41,15 @@ pub fn fourcc(kind: [u8; 4]) -> String {
         .collect()
 }
 
-/// A bounds-checked big-endian reader over one box's body.
-struct Reader<'a> {
+/// A bounds-checked big-endian reader over one box's body (or an item's data, such as a grid's ImageGrid).
+pub(super) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], what: &'static str) -> Self {
+    pub(super) fn new(data: &'a [u8], what: &'static str) -> Self {
         Self { data, pos: 0, what }
     }
 
@@ -77,15 +78,15 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn u8(&mut self) -> Result<u8> {
+    pub(super) fn u8(&mut self) -> Result<u8> {
         Ok(self.array::<1>()?[0])
     }
 
-    fn u16(&mut self) -> Result<u16> {
+    pub(super) fn u16(&mut self) -> Result<u16> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32> {
+    pub(super) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
