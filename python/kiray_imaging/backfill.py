@@ -244,7 +244,7 @@ def _client(workers: int) -> S3Client:
     import boto3
     from botocore.config import Config
 
-    # As the functions' client (standard retries), with a connection per worker.
+    # For listing (paginators): standard retries, as the functions' client, with a connection per worker.
     return boto3.client(
         "s3", config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=workers + 2)
     )
@@ -298,13 +298,13 @@ def _counts(counter: Counter[str]) -> str:
 
 
 def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Listing) -> int:
-    from botocore.exceptions import ClientError
-
     from kiray_imaging.lambda_pipeline import Outcome, error_code, process_object
+    from kiray_imaging.s3_client import S3Error, from_environment
 
     started = time.perf_counter()
     configure(settings.log_level)
-    s3 = _client(args.workers)
+    # The functions' own client, so a local run reads and writes exactly as they do (one connection per thread).
+    s3 = from_environment(region=_region(args))
     per_preset = [
         (resolve(name), dataclasses.replace(settings, output_formats=formats))
         for name, formats in DEPLOYED_FORMATS.items()
@@ -316,8 +316,8 @@ def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Lis
             try:
                 outcomes.append(process_object(s3, preset_settings, preset, obj))
             except Exception as e:
-                # What the functions would retry (botocore has retried already): a failure of this run.
-                code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
+                # What the functions would retry (the client has retried already): a failure of this run.
+                code = error_code(e) if isinstance(e, S3Error) else type(e).__name__
                 outcomes.append(Outcome("failed", obj.key, code, message=str(e)))
         return outcomes
 

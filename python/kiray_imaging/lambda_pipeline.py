@@ -4,8 +4,8 @@ upload the rendition. The handlers in py_handlers/ only name their preset.
 Failure policy (README, "Failures, retries and recursion"): what no retry can fix is permanent — a bad image, an
 oversized upload, S3 refusing access (``AccessDenied``, also what a deleted object looks like without
 ``s3:ListBucket``) or a KMS key that cannot be used — and is logged once (bucket, key, ``error_class``) and not
-raised. Anything else from S3 or the network is transient: botocore retries it, then it is raised so Lambda retries
-the event, and after that the event goes to the failure queue. Events that are stale (the object was replaced or
+raised. Anything else from S3 or the network is transient: the S3 client retries it, then it is raised so Lambda
+retries the event, and after that the event goes to the failure queue. Events that are stale (the object was replaced or
 deleted since, or a newer upload's rendition is already written) are skipped.
 
 S3 Batch Operations (backfills, docs/backfills.md) invoke the same functions with a list of tasks instead of an
@@ -20,27 +20,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from kiray_imaging import __version__, batch_operations, config, metrics, simd_level
+from kiray_imaging._core import ImageError
 from kiray_imaging.logs import append_keys, configure, log
 from kiray_imaging.output_keys import rendition_key
 from kiray_imaging.presets import Preset, resolve
 from kiray_imaging.rendering import render_formats
+from kiray_imaging.s3_client import PutObjectRequest, S3Client, S3Error, from_environment
 from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event, sequencer_is_newer
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
-else:
-    S3Client = Any
-
-from kiray_imaging._core import ImageError
 
 Status = Literal["rendered", "skipped", "failed"]
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
@@ -59,7 +49,7 @@ _TRANSIENT_KMS = frozenset(
         "KMS.LimitExceededException",
     }
 )
-# HEAD responses carry no error body: botocore reports the bare status as the code.
+# HEAD responses carry no error body: the client reports the bare status as the code.
 _HEAD_CODES = {"403": "AccessDenied", "404": "NotFound", "412": "PreconditionFailed"}
 # A conditional write lost a race with another writer (or a delete): look again, then decide again.
 _WRITE_CONFLICTS = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "NotFound"})
@@ -84,13 +74,12 @@ class RenditionWriteConflictError(RuntimeError):
 
 
 def s3_client() -> S3Client:
-    # Standard retry mode backs off on SlowDown/5xx/timeouts before we give up and let Lambda retry.
-    return boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    # It backs off on SlowDown/5xx/timeouts (5 attempts) before we give up and let Lambda retry.
+    return from_environment()
 
 
-def error_code(e: ClientError) -> str:
-    code = str(e.response.get("Error", {}).get("Code", ""))
-    return _HEAD_CODES.get(code, code)
+def error_code(e: S3Error) -> str:
+    return _HEAD_CODES.get(e.code, e.code)
 
 
 def is_permanent(code: str) -> bool:
@@ -166,7 +155,7 @@ def _read_source(
             response = s3.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
         else:
             response = s3.get_object(Bucket=obj.bucket, Key=obj.key)
-    except ClientError as e:
+    except S3Error as e:
         code = error_code(e)
         if code == "NoSuchKey":
             log(logging.WARNING, "skipped: object deleted before processing", **where, reason="NoSuchKey")
@@ -204,7 +193,7 @@ def _source_is_current(s3: S3Client, obj: S3Object, etag: str) -> bool:
     """Whether the source is still the version we rendered (HEAD; the role may GetObject on the source prefix)."""
     try:
         current = s3.head_object(Bucket=obj.bucket, Key=obj.key)
-    except ClientError as e:
+    except S3Error as e:
         if error_code(e) in ("NoSuchKey", "NotFound"):
             return False
         raise
@@ -236,7 +225,7 @@ def _replacement(s3: S3Client, obj: S3Object, etag: str, ours: Mapping[str, str]
     return decide
 
 
-def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef, replacement: Replacement) -> bool:
+def _write_rendition(s3: S3Client, request: PutObjectRequest, replacement: Replacement) -> bool:
     """Writes the rendition unless ``replacement`` says to leave an existing one alone (``False``), e.g. one made
     from a later upload of the source.
 
@@ -246,15 +235,15 @@ def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef, replacement
     bucket, key = request["Bucket"], request["Key"]
     for _ in range(_WRITE_ATTEMPTS):
         try:
-            create: PutObjectRequestTypeDef = {**request, "IfNoneMatch": "*"}
+            create: PutObjectRequest = {**request, "IfNoneMatch": "*"}
             s3.put_object(**create)
             return True
-        except ClientError as e:
+        except S3Error as e:
             if error_code(e) not in _WRITE_CONFLICTS:
                 raise
         try:
             existing = s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as e:
+        except S3Error as e:
             if error_code(e) not in _WRITE_CONFLICTS:
                 raise
             continue
@@ -262,10 +251,10 @@ def _write_rendition(s3: S3Client, request: PutObjectRequestTypeDef, replacement
         if metadata is None:
             return False
         try:
-            replace: PutObjectRequestTypeDef = {**request, "Metadata": dict(metadata), "IfMatch": existing["ETag"]}
+            replace: PutObjectRequest = {**request, "Metadata": dict(metadata), "IfMatch": existing["ETag"]}
             s3.put_object(**replace)
             return True
-        except ClientError as e:
+        except S3Error as e:
             if error_code(e) not in _WRITE_CONFLICTS:
                 raise
     raise RenditionWriteConflictError(f"s3://{bucket}/{key} kept changing during {_WRITE_ATTEMPTS} conditional writes")
@@ -305,7 +294,7 @@ def _render_and_write(
             fmt=rendition.format,
         )
         started = time.perf_counter()
-        request: PutObjectRequestTypeDef = {
+        request: PutObjectRequest = {
             "Bucket": settings.dest_bucket,
             "Key": out_key,
             "Body": rendition.data,
@@ -364,10 +353,10 @@ def _process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj
         return refused
     try:
         return _render_and_write(s3, settings, preset, obj, where)
-    except ClientError as e:
+    except S3Error as e:
         code = error_code(e)
         if not is_permanent(code):
-            raise  # transient: botocore has retried already; Lambda retries the event
+            raise  # transient: the client has retried already; Lambda retries the event
         log(logging.ERROR, f"failed: S3 {e.operation_name} refused: {code}", **where, error_class=code,
             operation=e.operation_name)  # fmt: skip
         return Outcome("failed", obj.key, code, message=f"S3 {e.operation_name} refused: {code}")
@@ -382,7 +371,7 @@ def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects
         try:
             outcomes.append(process_object(s3, settings, preset, obj))
         except Exception as e:
-            code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
+            code = error_code(e) if isinstance(e, S3Error) else type(e).__name__
             log(logging.WARNING, f"retrying: {e}", bucket=obj.bucket, key=obj.key, rendition=preset.name,
                 error_class=code)  # fmt: skip
             metrics.failed(preset.name, code, transient=True)
@@ -406,7 +395,7 @@ def batch_task_result(
     try:
         outcome = process_object(s3, settings, preset, obj)
     except Exception as e:
-        code = error_code(e) if isinstance(e, ClientError) else type(e).__name__
+        code = error_code(e) if isinstance(e, S3Error) else type(e).__name__
         log(logging.WARNING, f"retrying: {e}", bucket=obj.bucket, key=obj.key, rendition=preset.name,
             error_class=code, task_id=task.task_id)  # fmt: skip
         metrics.failed(preset.name, code, transient=True)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import io
 import itertools
 import json
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote_plus
 
-from botocore.exceptions import ClientError
 from PIL import Image
 
 from kiray_imaging.lambda_pipeline import Handler
+from kiray_imaging.s3_client import Answer, S3Error, from_environment
 
 BUCKET = "kiray-test-photos"
 _SEQUENCERS = itertools.count(0x617F08299329D189)
@@ -77,26 +81,39 @@ def keys(s3: Any, prefix: str = "") -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
 
 
-def client_error(code: str, status: int, operation: str) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": code},
-            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}, "RequestId": "r", "HostId": "h",
-                                 "RetryAttempts": 0},
-        },
-        operation,
-    )  # fmt: skip
+def client_error(code: str, status: int, operation: str) -> S3Error:
+    return S3Error(operation, status, code, code, "r")
+
+
+class _Wire:
+    """Bytes posing as a socket, for http.client to parse an answer from."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.raw)
+
+
+def s3_answer(status: int, code: str) -> Answer:
+    """An S3 error answer as it arrives off the wire (status line, headers, XML body), parsed by http.client."""
+    body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+    head = f"HTTP/1.1 {status} X\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+    response = http.client.HTTPResponse(_Wire(head.encode() + body))  # type: ignore[arg-type]
+    response.begin()
+    return Answer(response.status, response.headers, response)
 
 
 Hook = Callable[[dict[str, Any]], None]
 
 
 class HookedS3:
-    """A real S3 client (moto), except that a call matching ``hooks`` ((method, key) → hook) runs the hook first:
-    it may raise (a fault S3 would return) or act (another writer getting in between). Calls are recorded."""
+    """The functions' S3 client (against moto), except that a call matching ``hooks`` ((method, key) → hook) runs
+    the hook first: it may raise (a fault S3 would return) or act (another writer getting in between). Calls are
+    recorded."""
 
-    def __init__(self, real: Any, hooks: Mapping[tuple[str, str], Hook]) -> None:
-        self.real, self.hooks = real, dict(hooks)
+    def __init__(self, hooks: Mapping[tuple[str, str], Hook]) -> None:
+        self.real, self.hooks = from_environment(), dict(hooks)
         self.calls: list[tuple[str, str | None]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -117,3 +134,43 @@ def raises(error: Exception) -> Hook:
         raise error
 
     return hook
+
+
+@contextlib.contextmanager
+def fake_s3(answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply.
+    Yields its URL and the methods of the requests it saw, in order."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.command)
+            status, headers, body = answer(self.command)
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_HEAD = _reply  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def s3_error(status: int, code: str) -> tuple[int, dict[str, str], bytes]:
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>m</Message></Error>'
+    return status, {"Content-Type": "application/xml"}, body.encode()

@@ -1,27 +1,26 @@
 """S3 Batch Operations invoking the functions (backfills): schema 1.0 and 2.0 in, one result per task out, against
-moto. Transient faults are injected into botocore itself (a 503 answered before the request leaves), so its
-retries run as in production before the task becomes a TemporaryFailure."""
+moto. Transient faults are injected into the functions' S3 client where it meets the network (a 503 answered in
+the request's place), so its retries run as in production before the task becomes a TemporaryFailure."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.retries import standard
 from PIL import Image
 
-from kiray_imaging import batch_operations, lambda_pipeline
+from kiray_imaging import batch_operations, lambda_pipeline, s3_client
 from kiray_imaging.lambda_pipeline import make_handler
+from kiray_imaging.s3_client import Answer
 from kiray_imaging.s3_events import EventShapeError
 
 if TYPE_CHECKING:
-    from tests.handlers.s3_helpers import BUCKET, HookedS3, event, invoke, jpeg, keys, log_lines, upload
+    from tests.handlers.s3_helpers import BUCKET, HookedS3, event, invoke, jpeg, keys, log_lines, s3_answer, upload
 else:
-    from s3_helpers import BUCKET, HookedS3, event, invoke, jpeg, keys, log_lines, upload
+    from s3_helpers import BUCKET, HookedS3, event, invoke, jpeg, keys, log_lines, s3_answer, upload
 
 GOOD = "uploads/l1/front door+garden é.jpg"
 BAD = "uploads/l1/notes.jpg"
@@ -52,36 +51,25 @@ def batch_event(schema: str, *tasks: dict[str, Any], **job: Any) -> dict[str, An
     }
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **kwargs: Any) -> Iterator[bytes]:
-        yield self.body
-
-
 def inject(monkeypatch: pytest.MonkeyPatch, faults: dict[str, tuple[int, str]], seen: list[str] | None = None) -> None:
-    """The functions' own S3 client (standard retries), answering GetObject of a key in ``faults`` with that
-    status and S3 error code from inside botocore, without backoff delays."""
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    """The functions' own S3 client (with its retries), answering GetObject of a key in ``faults`` with that
+    status and S3 error code in the network's place, without backoff delays."""
+    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
     real = lambda_pipeline.s3_client
 
     def client() -> Any:
         s3 = real()
+        send = s3.send
 
-        def answer(request: Any, **kwargs: Any) -> AWSResponse | None:
+        def answer(method: str, url: str, headers: Mapping[str, str], body: bytes) -> Answer:
             for key, (status, code) in faults.items():
-                if request.method == "GET" and request.url.split("?")[0].endswith("/" + quote(key, safe="/~")):
+                if method == "GET" and url.endswith("/" + quote(key, safe="/~")):
                     if seen is not None:
                         seen.append(key)
-                    body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
-                    headers = HTTPHeaders()
-                    headers["Content-Type"] = "application/xml"
-                    return AWSResponse(request.url, status, headers, _Raw(body))
-            return None
+                    return s3_answer(status, code)
+            return send(method, url, headers, body)
 
-        events: Any = s3.meta.events  # a handler may answer in the request's place; the stubs say it returns None
-        events.register("before-send.s3.GetObject", answer)
+        s3.send = answer
         return s3
 
     monkeypatch.setattr(lambda_pipeline, "s3_client", client)
@@ -137,7 +125,7 @@ def test_mixed_tasks_get_one_result_each(
             "resultString": "AccessDenied: S3 GetObject refused: AccessDenied",
         },
     ]
-    # botocore retried the throttled read before the task was handed back to S3 to retry; a 403 is not retried.
+    # The client retried the throttled read before the task was handed back to S3 to retry; a 403 is not retried.
     assert seen == [FLAKY] * 6 + [LOCKED]  # the first attempt and 5 retries
     assert keys(s3, "renditions/") == ["renditions/thumbnail/l1/front door+garden é.jpg", RENDITION_KEY]
     body = s3.get_object(Bucket=BUCKET, Key="renditions/thumbnail/l1/front door+garden é.jpg")["Body"].read()
@@ -259,7 +247,7 @@ def test_a_newer_upload_during_the_task_wins(s3: Any, monkeypatch: pytest.Monkey
                 Metadata={"source-etag": "new", "source-sequencer": "0B", "source-key": "uploads/a.jpg"},
             )
 
-    hooked = HookedS3(s3, {("put_object", out): newer_upload})
+    hooked = HookedS3({("put_object", out): newer_upload})
     monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: hooked)
     result = invoke(make_handler("thumbnail"), batch_event("2.0", task("2.0", "t", "uploads/a.jpg")))
     assert result["results"] == [{"taskId": "t", "resultCode": "Succeeded", "resultString": "skipped: superseded"}]
@@ -280,7 +268,7 @@ def test_a_rendition_write_that_keeps_losing_races_is_a_temporary_failure(
             Bucket=BUCKET, Key=out, Body=f"another writer {next(writes)}".encode(), Metadata={"source-etag": "x"}
         )
 
-    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(s3, {("put_object", out): other_writer}))
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3({("put_object", out): other_writer}))
     (result,) = invoke(make_handler("thumbnail"), batch_event("2.0", task("2.0", "t", "uploads/a.jpg")))["results"]
     assert result["resultCode"] == "TemporaryFailure"
     assert result["resultString"].startswith("RenditionWriteConflictError: s3://")

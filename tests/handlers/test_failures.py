@@ -1,5 +1,5 @@
 """What fails, how: permanent errors are logged once and not raised (a retry cannot fix them), transient ones are
-raised after botocore's retries so Lambda retries the event. Against moto, with faults injected where moto cannot
+raised after the S3 client's retries so Lambda retries the event. Against moto, with faults injected where moto cannot
 produce them (KMS, throttling, 5xx), and with moto enforcing the functions' own IAM policy from serverless.yml."""
 
 from __future__ import annotations
@@ -7,21 +7,18 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 import yaml  # type: ignore[import-untyped]
-from botocore.exceptions import ClientError, ReadTimeoutError
-from botocore.retries import standard
 
-from kiray_imaging import lambda_pipeline
+from kiray_imaging import lambda_pipeline, s3_client
 from kiray_imaging.lambda_pipeline import make_handler
+from kiray_imaging.s3_client import S3Error
 
 if TYPE_CHECKING:
     from tests.handlers.s3_helpers import (
@@ -29,22 +26,37 @@ if TYPE_CHECKING:
         HookedS3,
         client_error,
         event,
+        fake_s3,
         invoke,
         jpeg,
         keys,
         log_lines,
         raises,
+        s3_error,
         upload,
     )
 else:
-    from s3_helpers import BUCKET, HookedS3, client_error, event, invoke, jpeg, keys, log_lines, raises, upload
+    from s3_helpers import (
+        BUCKET,
+        HookedS3,
+        client_error,
+        event,
+        fake_s3,
+        invoke,
+        jpeg,
+        keys,
+        log_lines,
+        raises,
+        s3_error,
+        upload,
+    )
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDITION = "renditions/thumbnail/l1/{}.jpg"
 
 
 def hooked_handler(s3: Any, monkeypatch: pytest.MonkeyPatch, hooks: dict[tuple[str, str], Any]) -> Any:
-    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(s3, hooks))
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(hooks))
     return make_handler("thumbnail")
 
 
@@ -83,7 +95,7 @@ def test_permanent_s3_errors_are_logged_once_and_not_raised(
 
 
 def test_head_of_an_existing_rendition_refused_is_permanent(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # HEAD errors have no body: botocore reports "403". Only reached once S3 said the rendition exists, so it is a
+    # HEAD errors have no body: the client reports "403". Only reached once S3 said the rendition exists, so it is a
     # real refusal (a missing permission), not the 403 a missing key gives without ListBucket.
     first = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
     invoke(make_handler("thumbnail"), event(first))
@@ -112,7 +124,7 @@ def test_a_permanent_error_in_the_middle_does_not_stop_the_others(s3: Any, monke
         ("get_object", client_error("SlowDown", 503, "GetObject")),
         ("get_object", client_error("InternalError", 500, "GetObject")),
         ("get_object", client_error("KMS.ThrottlingException", 400, "GetObject")),
-        ("get_object", ReadTimeoutError(endpoint_url="https://s3.amazonaws.com")),
+        ("get_object", TimeoutError("timed out")),  # a read timeout, after the client's retries
         ("put_object", client_error("ServiceUnavailable", 503, "PutObject")),
         ("put_object", client_error("NoSuchBucket", 404, "PutObject")),
     ],
@@ -134,58 +146,18 @@ def test_a_transient_error_in_the_middle_is_raised_after_the_others(s3: Any, mon
     records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(800, 600)) for name in "abc"]
     fault = raises(client_error("SlowDown", 503, "GetObject"))
     h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
-    with pytest.raises(ClientError, match="SlowDown"):
+    with pytest.raises(S3Error, match="SlowDown"):
         invoke(h, event(*records))
     assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
 
 
-@contextlib.contextmanager
-def fake_s3(answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply.
-    Yields its URL and the methods of the requests it saw, in order."""
-    seen: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _reply(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            seen.append(self.command)
-            status, headers, body = answer(self.command)
-            self.send_response(status)
-            for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_PUT = do_HEAD = _reply  # noqa: N815
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def s3_error(status: int, code: str) -> tuple[int, dict[str, str], bytes]:
-    body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>m</Message></Error>'
-    return status, {"Content-Type": "application/xml"}, body.encode()
-
-
 @pytest.mark.parametrize(("method", "status", "code"), [("GET", 503, "SlowDown"), ("PUT", 500, "InternalError")])
-def test_botocore_retries_then_the_handler_raises(
+def test_the_client_retries_then_the_handler_raises(
     s3: Any, monkeypatch: pytest.MonkeyPatch, method: str, status: int, code: str
 ) -> None:
-    # The real client from s3_client() against a fake endpoint: standard retry mode, 5 retries, then the error.
+    # The real client from s3_client() against a fake endpoint: 5 retries (no backoff delays here), then the error.
     photo = jpeg(800, 600)
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
 
     def answer(request_method: str) -> tuple[int, dict[str, str], bytes]:
         if request_method == method:
@@ -194,11 +166,10 @@ def test_botocore_retries_then_the_handler_raises(
 
     with fake_s3(answer) as (url, seen):
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        boto3.DEFAULT_SESSION = None
         h = make_handler("thumbnail")
         record = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                   "s3": {"bucket": {"name": BUCKET}, "object": {"key": "uploads/a.jpg", "eTag": "e"}}}  # fmt: skip
-        with pytest.raises(ClientError, match=code):
+        with pytest.raises(S3Error, match=re.escape(f"({code})") + r".*reached max retries: 5"):
             invoke(h, event(record))
     assert seen.count(method) == 6, seen  # the first attempt and 5 retries
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
-from botocore.exceptions import ClientError
 from PIL import Image
 
 from kiray_imaging import lambda_pipeline
 from kiray_imaging.lambda_pipeline import Handler, make_handler, newer_rendition_exists, rendition_metadata
+from kiray_imaging.s3_client import S3Error
 from kiray_imaging.s3_events import S3Object
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def test_oversized_object_is_refused_before_download(s3: Any, monkeypatch: pytes
 def test_s3_errors_are_raised_so_lambda_retries(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
     monkeypatch.setenv("DEST_BUCKET", "no-such-bucket")
-    with pytest.raises(ClientError, match="NoSuchBucket"):
+    with pytest.raises(S3Error, match="NoSuchBucket"):
         invoke(make_handler("thumbnail"), s3_event("uploads/a.jpg"))
 
 
@@ -265,7 +265,7 @@ def test_a_newer_rendition_written_while_rendering_wins(s3: Any, monkeypatch: py
         if not s3.list_objects_v2(Bucket=BUCKET, Prefix=out_key).get("KeyCount"):
             s3.put_object(Bucket=BUCKET, Key=out_key, Body=newer, Metadata=metadata)
 
-    hooked = HookedS3(s3, {("put_object", out_key): other_writer})
+    hooked = HookedS3({("put_object", out_key): other_writer})
     monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: hooked)
     assert invoke(make_handler("thumbnail"), event(earlier))["skipped"] == ["uploads/l1/a.jpg"]
     assert s3.get_object(Bucket=BUCKET, Key=out_key)["Body"].read() == newer
@@ -283,7 +283,7 @@ def test_an_older_rendition_written_while_rendering_is_replaced(s3: Any, monkeyp
         if not s3.list_objects_v2(Bucket=BUCKET, Prefix=out_key).get("KeyCount"):
             s3.put_object(Bucket=BUCKET, Key=out_key, Body=b"older", Metadata=metadata)
 
-    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(s3, {("put_object", out_key): other_writer}))
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3({("put_object", out_key): other_writer}))
     assert invoke(make_handler("thumbnail"), event(later))["rendered"] == [out_key]
     assert green(s3.get_object(Bucket=BUCKET, Key=out_key)["Body"].read())
 
@@ -316,7 +316,7 @@ def test_a_newer_rendition_written_between_check_and_replace_wins(s3: Any, monke
         if "IfMatch" in kwargs:
             s3.put_object(Bucket=BUCKET, Key=out_key, Body=b"newest", Metadata=newest)
 
-    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(s3, {("put_object", out_key): other_writer}))
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3({("put_object", out_key): other_writer}))
     assert invoke(make_handler("thumbnail"), event(ours))["skipped"] == ["uploads/l1/a.jpg"]
     assert s3.get_object(Bucket=BUCKET, Key=out_key)["Body"].read() == b"newest"
 
@@ -330,7 +330,7 @@ def test_a_rendition_that_keeps_changing_is_retried_by_lambda(s3: Any, monkeypat
     def other_writer(kwargs: dict[str, Any]) -> None:
         s3.put_object(Bucket=BUCKET, Key=out_key, Body=f"older {next(writes)}".encode(), Metadata={"source-etag": "x"})
 
-    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3(s3, {("put_object", out_key): other_writer}))
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3({("put_object", out_key): other_writer}))
     with pytest.raises(lambda_pipeline.RenditionWriteConflictError):
         invoke(make_handler("thumbnail"), event(ours))
     assert next(writes) == 6  # 3 rounds of create-or-replace, each lost
