@@ -1157,10 +1157,9 @@ def report(results: Results, corpus: Path) -> str:
         " their warm-up renders; every figure is the median of the repetitions. djpeg takes its turn the same way.",
         '- "Both, own decodes": each timed run renders the thumbnail then the medium from the original bytes; the'
         ' figure is the median of those pairs. "Both, one decode": one decode made to cover the larger preset,'
-        " then both outputs from its pixels: Pillow (one draft) and pyvips (`copy_memory` of the image shrunk on"
-        " load as our core shrinks for the medium, then `thumbnail_image` per preset). n/a for ours: `render` takes"
-        " one preset per call, and `render_formats` shares a decode across output formats of one preset, not across"
-        " presets. n/a for sharp:"
+        " then both outputs from its pixels: ours (`render_presets`: one decode shrunk as far as both presets"
+        " allow), Pillow (one draft) and pyvips (`copy_memory` of the image shrunk on load as our core shrinks for"
+        " the medium, then `thumbnail_image` per preset). n/a for sharp:"
         " it runs one libvips pipeline per output (`clone()` shares the input stream, not decoded pixels).",
         "- Peak RSS: VmHWM that a fresh process reads from /proc/self/status after rendering both presets of one"
         " photo once (getrusage in the parent would also count the pages a child inherits before exec). It includes"

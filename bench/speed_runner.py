@@ -158,9 +158,10 @@ def _ms_since(start: int) -> float:
 
 
 class Ours:
-    """kiray_imaging.render, as the handlers call it: one preset per call, so one decode per rendition."""
+    """kiray_imaging.render, as the handlers call it: one preset per call, so one decode per rendition; and
+    kiray_imaging.render_presets for both from one decode."""
 
-    one_decode = False
+    one_decode = True
 
     def __init__(self) -> None:
         self.shrinks: dict[str, int] = {}
@@ -187,7 +188,17 @@ class Ours:
         )
 
     def render_one_decode(self, data: bytes, presets: Sequence[PresetSpec]) -> list[Output]:
-        raise NotImplementedError("our API renders one preset per call (render_formats shares a decode across formats)")
+        renditions = self.kiray.render_presets(data, {p.name: ("jpeg",) for p in presets})
+        return [
+            Output(
+                r.data,
+                r.width,
+                r.height,
+                {stage: float(ms) for stage, ms in r.timings_ms.items()},
+                int(r.shrink_on_load),
+            )
+            for r in (renditions[p.name]["jpeg"] for p in presets)
+        ]
 
 
 # Pillow's own table for ImageOps.exif_transpose, applied to the small output instead of the decoded source.

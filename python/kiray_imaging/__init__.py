@@ -17,7 +17,7 @@ from kiray_imaging._core import (
 )
 from kiray_imaging._core import __version__ as __version__
 from kiray_imaging.presets import PRESETS, Preset
-from kiray_imaging.rendering import FORMATS, Rendition, render, render_formats
+from kiray_imaging.rendering import FORMATS, Rendition, render, render_formats, render_presets
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
@@ -32,5 +32,6 @@ __all__ = [
     "UnsupportedFormatError",
     "render",
     "render_formats",
+    "render_presets",
     "simd_level",
 ]

@@ -41,4 +41,11 @@ def render(
     max_pixels: int | None = None,
     max_input_bytes: int | None = None,
 ) -> list[RawRendition]: ...
+def render_many(
+    data: bytes | bytearray,
+    *,
+    jobs: list[tuple[int, int, str, list[tuple[str, int]]]],
+    max_pixels: int | None = None,
+    max_input_bytes: int | None = None,
+) -> list[list[RawRendition]]: ...
 def simd_level() -> str: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kiray_imaging import _core
@@ -70,6 +71,34 @@ def render_formats(
         max_input_bytes=max_input_bytes,
     )
     return {raw["format"]: _rendition(raw) for raw in raws}
+
+
+def render_presets(
+    data: bytes | bytearray,
+    presets: Mapping[str, tuple[str, ...]],
+    *,
+    max_pixels: int | None = None,
+    max_input_bytes: int | None = None,
+) -> dict[str, dict[str, Rendition]]:
+    """Several presets from one decode, e.g. ``{"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}``: returns
+    the renditions by preset name, then by format.
+
+    The decode shrinks on load only as far as every preset allows, so the largest preset gets exactly what
+    ``render_formats`` gives it, and a smaller one may differ slightly (the deployed functions render each preset
+    from its own decode, which can shrink further: a thumbnail of a progressive JPEG from its DC scans alone).
+    Each rendition's ``timings_ms`` carries the shared decode and colour stages whole."""
+    if not presets:
+        raise ValueError("expected at least one preset, got none")
+    resolved = [(resolve(name), tuple(formats)) for name, formats in presets.items()]
+    for _, formats in resolved:
+        _check(data, formats, {"max_pixels": max_pixels, "max_input_bytes": max_input_bytes})
+    per_preset = _core.render_many(
+        data,
+        jobs=[(p.width, p.height, p.fit, [(fmt, p.quality_for(fmt)) for fmt in formats]) for p, formats in resolved],
+        max_pixels=max_pixels,
+        max_input_bytes=max_input_bytes,
+    )
+    return {p.name: {raw["format"]: _rendition(raw) for raw in raws} for (p, _), raws in zip(resolved, per_preset)}
 
 
 def render(

@@ -118,6 +118,13 @@ pub struct Output {
     pub quality: u8,
 }
 
+/// One preset of a `render_many` call: its box, and the outputs encoded from its resized pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub target: Target,
+    pub outputs: Vec<Output>,
+}
+
 /// Renders `data` as described by `options`. Never panics: an internal bug surfaces as `Error::Internal`.
 pub fn render(data: &[u8], options: &RenderOptions) -> Result<Rendition> {
     let output = Output {
@@ -135,41 +142,61 @@ pub fn render_formats(
     options: &RenderOptions,
     outputs: &[Output],
 ) -> Result<Vec<Rendition>> {
-    if outputs.is_empty() {
-        return Err(Error::InvalidArgument(
-            "expected at least one output format, got none".into(),
-        ));
-    }
-    for output in outputs {
-        RenderOptions {
-            format: output.format,
-            quality: output.quality,
-            ..*options
-        }
-        .validate()?;
-    }
-    options.validate()?;
-    catch_unwind(AssertUnwindSafe(|| {
-        render_unchecked(data, options, outputs)
-    }))
-    .unwrap_or_else(|payload| Err(Error::Internal(error::panic_message(payload.as_ref()))))
+    let job = Job {
+        target: options.target,
+        outputs: outputs.to_vec(),
+    };
+    let mut renditions = render_many(data, std::slice::from_ref(&job), &options.limits)?;
+    Ok(renditions.remove(0))
 }
 
-fn render_unchecked(
-    data: &[u8],
-    options: &RenderOptions,
-    outputs: &[Output],
-) -> Result<Vec<Rendition>> {
-    let target = options.target;
+/// Several presets from one decode: decoded (and colour-managed) once, shrunk on load only as far as every
+/// target allows, then resized, oriented and encoded per job. One `Vec` of renditions per job, in order.
+///
+/// The functions render each preset from its own decode, which may shrink further for the smaller one (a 1/8
+/// DC-only decode of a progressive JPEG for the thumbnail): so a small preset's pixels here can differ slightly
+/// from `render_formats`'s, while the preset that set the shrink gets the same bytes. The timings of each
+/// rendition carry the shared decode and colour stages whole.
+pub fn render_many(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec<Rendition>>> {
+    if jobs.is_empty() {
+        return Err(Error::InvalidArgument(
+            "expected at least one preset, got none".into(),
+        ));
+    }
+    for job in jobs {
+        if job.outputs.is_empty() {
+            return Err(Error::InvalidArgument(
+                "expected at least one output format, got none".into(),
+            ));
+        }
+        for output in &job.outputs {
+            RenderOptions {
+                target: job.target,
+                format: output.format,
+                quality: output.quality,
+                limits: *limits,
+            }
+            .validate()?;
+        }
+    }
+    catch_unwind(AssertUnwindSafe(|| render_unchecked(data, jobs, limits)))
+        .unwrap_or_else(|payload| Err(Error::Internal(error::panic_message(payload.as_ref()))))
+}
+
+fn render_unchecked(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec<Rendition>>> {
     let started = Instant::now();
     // The denominator the decoder asked for; only JPEG and still WebP shrink on load, for the others it stays 1.
     let denominator = Cell::new(1);
     let shrink = |w: u32, h: u32, o: orient::Orientation, eighth_is_cheap: bool| {
-        let d = geometry::shrink_denominator(w, h, o, target, eighth_is_cheap);
+        let d = jobs
+            .iter()
+            .map(|job| geometry::shrink_denominator(w, h, o, job.target, eighth_is_cheap))
+            .min()
+            .unwrap_or(1);
         denominator.set(d);
         d
     };
-    let decoded = decode::decode(data, &options.limits, &shrink)?;
+    let decoded = decode::decode(data, limits, &shrink)?;
     let decoded_at = Instant::now();
 
     let mut pixels = decoded.pixels;
@@ -177,28 +204,72 @@ fn render_unchecked(
         colour::rgb_to_srgb(&mut pixels, icc);
     }
     let coloured_at = Instant::now();
-    let shrink_on_load = denominator.get();
-    // Planned on the stored size (the size the preset rule speaks of), then mapped into the shrunk pixels.
-    let plan = geometry::plan(
-        decoded.stored_width,
-        decoded.stored_height,
-        decoded.orientation,
-        target,
-    )
-    .shrunk(shrink_on_load);
-    // (Opaque RGBA was already narrowed to RGB by the decoder, in place: see decode::settle_alpha.)
-    let resized = resize::resize(pixels, &plan)?;
-    let resized_at = Instant::now();
-    let oriented = orient::apply(resized, decoded.orientation);
-    let oriented_at = Instant::now();
-    let shared = StageTimings {
+    let facts = Facts {
+        source_format: decoded.format,
+        source_width: decoded.stored_width,
+        source_height: decoded.stored_height,
+        orientation: decoded.orientation,
+        shrink_on_load: denominator.get(),
         decode: decoded_at - started,
         colour: coloured_at - decoded_at,
-        resize: resized_at - coloured_at,
+    };
+    // Each job but the last resizes from a borrowed decode; the last may take it (an identity plan moves it).
+    let (last, others) = jobs.split_last().expect("jobs is not empty");
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in others {
+        let resize_started = Instant::now();
+        let resized = resize::resize_from(&pixels, &facts.plan(job.target))?;
+        out.push(finish(resized, job, &facts, resize_started)?);
+    }
+    let resize_started = Instant::now();
+    let resized = resize::resize(pixels, &facts.plan(last.target))?;
+    out.push(finish(resized, last, &facts, resize_started)?);
+    Ok(out)
+}
+
+/// What every job of one decode shares.
+struct Facts {
+    source_format: Format,
+    source_width: u32,
+    source_height: u32,
+    orientation: orient::Orientation,
+    shrink_on_load: u32,
+    decode: Duration,
+    colour: Duration,
+}
+
+impl Facts {
+    /// Planned on the stored size (the size the preset rule speaks of), then mapped into the shrunk pixels.
+    fn plan(&self, target: Target) -> geometry::Plan {
+        geometry::plan(
+            self.source_width,
+            self.source_height,
+            self.orientation,
+            target,
+        )
+        .shrunk(self.shrink_on_load)
+    }
+}
+
+/// Orients one job's resized pixels and encodes its outputs.
+fn finish(
+    resized: pixels::Pixels,
+    job: &Job,
+    facts: &Facts,
+    resize_started: Instant,
+) -> Result<Vec<Rendition>> {
+    // (Opaque RGBA was already narrowed to RGB by the decoder, in place: see decode::settle_alpha.)
+    let resized_at = Instant::now();
+    let oriented = orient::apply(resized, facts.orientation);
+    let oriented_at = Instant::now();
+    let shared = StageTimings {
+        decode: facts.decode,
+        colour: facts.colour,
+        resize: resized_at - resize_started,
         orient: oriented_at - resized_at,
         encode: Duration::ZERO,
     };
-    outputs
+    job.outputs
         .iter()
         .map(|output| {
             let encode_started = Instant::now();
@@ -208,11 +279,11 @@ fn render_unchecked(
                 width: oriented.width,
                 height: oriented.height,
                 format: output.format,
-                source_format: decoded.format,
-                source_width: decoded.stored_width,
-                source_height: decoded.stored_height,
-                orientation: decoded.orientation.value(),
-                shrink_on_load,
+                source_format: facts.source_format,
+                source_width: facts.source_width,
+                source_height: facts.source_height,
+                orientation: facts.orientation.value(),
+                shrink_on_load: facts.shrink_on_load,
                 timings: StageTimings {
                     encode: encode_started.elapsed(),
                     ..shared

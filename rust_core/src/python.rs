@@ -8,7 +8,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::{
-    render_formats, Error, Fit, Limits, Output, OutputFormat, RenderOptions, Rendition, Target,
+    render_many as render_jobs, Error, Fit, Job, Limits, Output, OutputFormat, Rendition, Target,
 };
 
 create_exception!(
@@ -98,6 +98,26 @@ fn rendition_dict<'py>(py: Python<'py>, rendition: &Rendition) -> PyResult<Bound
     Ok(out)
 }
 
+fn parse_outputs(outputs: &[(String, u8)]) -> PyResult<Vec<Output>> {
+    outputs
+        .iter()
+        .map(|(format, quality)| {
+            Ok(Output {
+                format: parse_format(format)?,
+                quality: *quality,
+            })
+        })
+        .collect()
+}
+
+fn limits(max_pixels: Option<u64>, max_input_bytes: Option<usize>) -> Limits {
+    let defaults = Limits::default();
+    Limits {
+        max_pixels: max_pixels.unwrap_or(defaults.max_pixels),
+        max_input_bytes: max_input_bytes.unwrap_or(defaults.max_input_bytes),
+    }
+}
+
 /// Renders one image into each of `outputs` ((format, quality) pairs) from a single decode. Returns one dict of
 /// bytes and facts per output; `kiray_imaging.render` wraps them in `Rendition`s.
 #[pyfunction]
@@ -113,36 +133,46 @@ fn render<'py>(
     max_pixels: Option<u64>,
     max_input_bytes: Option<usize>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let defaults = Limits::default();
-    let outputs = outputs
+    let jobs = vec![(width, height, fit.to_owned(), outputs)];
+    let mut per_job = render_many(py, data, jobs, max_pixels, max_input_bytes)?;
+    Ok(per_job.remove(0))
+}
+
+/// One preset as Python passes it: (width, height, fit, [(format, quality), …]).
+type PyJob = (u32, u32, String, Vec<(String, u8)>);
+
+/// Renders one image for several presets from a single decode: `jobs` are (width, height, fit, outputs) tuples.
+/// Returns, per job, one dict per output; `kiray_imaging.render_presets` wraps them.
+#[pyfunction]
+#[pyo3(signature = (data, *, jobs, max_pixels = None, max_input_bytes = None))]
+fn render_many<'py>(
+    py: Python<'py>,
+    data: PyBackedBytes,
+    jobs: Vec<PyJob>,
+    max_pixels: Option<u64>,
+    max_input_bytes: Option<usize>,
+) -> PyResult<Vec<Vec<Bound<'py, PyDict>>>> {
+    let jobs = jobs
         .iter()
-        .map(|(format, quality)| {
-            Ok(Output {
-                format: parse_format(format)?,
-                quality: *quality,
+        .map(|(width, height, fit, outputs)| {
+            Ok(Job {
+                target: Target {
+                    width: *width,
+                    height: *height,
+                    fit: parse_fit(fit)?,
+                },
+                outputs: parse_outputs(outputs)?,
             })
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let options = RenderOptions {
-        target: Target {
-            width,
-            height,
-            fit: parse_fit(fit)?,
-        },
-        limits: Limits {
-            max_pixels: max_pixels.unwrap_or(defaults.max_pixels),
-            max_input_bytes: max_input_bytes.unwrap_or(defaults.max_input_bytes),
-        },
-        ..RenderOptions::new(Target {
-            width,
-            height,
-            fit: Fit::Inside,
-        })
-    };
-    let renditions = py
-        .detach(|| render_formats(&data, &options, &outputs))
+    let limits = limits(max_pixels, max_input_bytes);
+    let per_job = py
+        .detach(|| render_jobs(&data, &jobs, &limits))
         .map_err(to_py)?;
-    renditions.iter().map(|r| rendition_dict(py, r)).collect()
+    per_job
+        .iter()
+        .map(|renditions| renditions.iter().map(|r| rendition_dict(py, r)).collect())
+        .collect()
 }
 
 /// The SIMD level the resizer picked on this CPU ("avx2", "sse4.1" or "none").
@@ -167,6 +197,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("LimitExceededError", py.get_type::<LimitExceededError>())?;
     m.add_function(wrap_pyfunction!(render, m)?)?;
+    m.add_function(wrap_pyfunction!(render_many, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     Ok(())
 }

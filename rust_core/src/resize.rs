@@ -14,12 +14,24 @@ pub fn resize(src: Pixels, plan: &Plan) -> Result<Pixels> {
     if plan.is_identity(src.width, src.height) {
         return Ok(src);
     }
+    resized(&src, plan)
+}
+
+/// Like `resize`, but leaves `src` for the next plan (several presets from one decode); an identity plan copies.
+pub fn resize_from(src: &Pixels, plan: &Plan) -> Result<Pixels> {
+    if plan.is_identity(src.width, src.height) {
+        return Ok(src.clone());
+    }
+    resized(src, plan)
+}
+
+fn resized(src: &Pixels, plan: &Plan) -> Result<Pixels> {
     // Typed by the layout we hold rather than through `Resizer::resize`'s run-time pixel type: the untyped call
     // compiles the kernels of every pixel type the crate knows (16 of them for f32 alone), code we never run and
     // the only code whose machine instructions differed between two builds of the same source (issue 7).
     let data = match src.layout {
-        Layout::Rgb8 => resize_as::<U8x3>(&src, plan),
-        Layout::Rgba8 => resize_as::<U8x4>(&src, plan),
+        Layout::Rgb8 => resize_as::<U8x3>(src, plan),
+        Layout::Rgba8 => resize_as::<U8x4>(src, plan),
     }?;
     Ok(Pixels::new(
         plan.out_width,

@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use kiray_imaging_core::{
-    render, Error, Fit, Format, Limits, OutputFormat, RenderOptions, Rendition, Target,
+    render, render_formats, render_many, Error, Fit, Format, Job, Limits, Output, OutputFormat,
+    RenderOptions, Rendition, Target,
 };
 
 const THUMBNAIL: Target = Target {
@@ -289,4 +290,65 @@ fn invalid_options_are_invalid_arguments() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
+
+#[test]
+fn several_presets_from_one_decode() {
+    let data = png(2000, 1000, Some(6));
+    let jpeg = Output {
+        format: OutputFormat::Jpeg,
+        quality: 80,
+    };
+    let webp = Output {
+        format: OutputFormat::Webp,
+        quality: 80,
+    };
+    let jobs = [
+        Job {
+            target: THUMBNAIL,
+            outputs: vec![jpeg],
+        },
+        Job {
+            target: MEDIUM,
+            outputs: vec![jpeg, webp],
+        },
+    ];
+    let out = render_many(&data, &jobs, &Limits::default()).unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].len(), 2);
+    // A PNG is decoded whole either way: each job gets exactly what its own render gives, turned by EXIF 6.
+    for (job, renditions) in jobs.iter().zip(&out) {
+        let alone = render_formats(&data, &options(job.target), &job.outputs).unwrap();
+        assert_eq!(renditions, &alone_with_timings(alone, renditions));
+    }
+    assert_jpeg(&out[0][0], (400, 300));
+    assert_jpeg(&out[1][0], (640, 1280));
+    assert_eq!(out[1][1].format, OutputFormat::Webp);
+    let decodes: Vec<_> = out.iter().flatten().map(|r| r.timings.decode).collect();
+    assert!(decodes.windows(2).all(|w| w[0] == w[1]), "{decodes:?}");
+
+    assert!(matches!(
+        render_many(&data, &[], &Limits::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let no_outputs = [Job {
+        target: MEDIUM,
+        outputs: vec![],
+    }];
+    assert!(matches!(
+        render_many(&data, &no_outputs, &Limits::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// `alone` with the timings of `shared` (wall-clock times never match between two renders).
+fn alone_with_timings(alone: Vec<Rendition>, shared: &[Rendition]) -> Vec<Rendition> {
+    alone
+        .into_iter()
+        .zip(shared)
+        .map(|(r, s)| Rendition {
+            timings: s.timings,
+            ..r
+        })
+        .collect()
 }

@@ -115,7 +115,7 @@ def test_make_bench_runs_every_peer_on_a_small_corpus(
             thumb_ms, medium_ms, own_ms, one_ms, rss, sizes, ssims = cells
             assert min(float(thumb_ms), float(medium_ms), float(own_ms)) > 0, label
             # Both from one decode exists where the API allows it, and is said to be n/a where it does not.
-            assert (one_ms == "n/a") == (label == "ours" or label.startswith("sharp")), label
+            assert (one_ms == "n/a") == label.startswith("sharp"), label
             assert 5 < float(rss) < 2000, label
             assert all(int(b) > 1000 for b in sizes.split(" / ")), label
             assert all(0.9 < float(s) <= 1.0 for s in ssims.split(" / ")), label
