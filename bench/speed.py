@@ -374,6 +374,8 @@ class ColdStart:
     """The largest imports under `module` by cumulative ms (-X importtime): packages, and `module`'s own siblings."""
     body_ms: float = 0.0
     """`module`'s own self time: what its top-level code runs at import."""
+    rss_kb: float = 0.0
+    """Resident memory of the process once `module` is imported (median): the floor every invocation starts from."""
     error: str | None = None
 
 
@@ -402,10 +404,11 @@ def cold_start(module: str, runs: Runs) -> ColdStart:
     """Import time of `module` in fresh interpreters (median), measured inside the process so interpreter
     start-up is apart; the whole process's wall time beside it."""
     code = (
-        f"import time; t = time.perf_counter(); import {module}; print('IMPORT_MS', (time.perf_counter() - t) * 1000)"
+        f"import time; t = time.perf_counter(); import {module}; print('IMPORT_MS', (time.perf_counter() - t) * 1000);"
+        " print('RSS_KB', open('/proc/self/status').read().split('VmRSS:')[1].split()[0])"
     )
     env = {**os.environ, **HANDLER_ENV}
-    imports, walls = [], []
+    imports, walls, rss = [], [], []
     for i in range(runs.warmup + runs.cold_runs):
         start = time.perf_counter_ns()
         proc = subprocess.run(
@@ -418,7 +421,9 @@ def cold_start(module: str, runs: Runs) -> ColdStart:
         if i >= runs.warmup:
             # The handler logs a line of its own at import; ours is the last.
             (value,) = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("IMPORT_MS ")]
+            (kb,) = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("RSS_KB ")]
             imports.append(float(value))
+            rss.append(float(kb))
             walls.append(wall)
     profile = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
@@ -430,7 +435,14 @@ def cold_start(module: str, runs: Runs) -> ColdStart:
         check=False,
     )
     largest, body = importtime_largest(profile.stderr, module)
-    return ColdStart(module, float(statistics.median(imports)), float(statistics.median(walls)), largest, body)
+    return ColdStart(
+        module,
+        float(statistics.median(imports)),
+        float(statistics.median(walls)),
+        largest,
+        body,
+        float(statistics.median(rss)),
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -668,6 +680,20 @@ def run(
 
 
 # --- the report -------------------------------------------------------------------------------------------------
+
+
+def _cost_rows(results: Results, common: list[int]) -> dict[str, list[float]]:
+    """Tool label → mean CPU ms per invocation over the common files: two invocations (own decodes) per tool, and
+    one for ours making both from one decode."""
+    rows: dict[str, list[float]] = {}
+    for tool in results.tools:
+        timed = [t for i in common if (t := results.timed(tool.key, i)) is not None]
+        if timed:
+            rows[tool.label] = [sum(t.renditions[p].ms for t in timed) / len(timed) for p in (THUMBNAIL, MEDIUM)]
+        ones = [t.one.ms for t in timed if t.one is not None]
+        if tool.key == "ours" and timed and len(ones) == len(timed):
+            rows["ours, one function, both from one decode"] = [sum(ones) / len(ones)]
+    return rows
 
 
 def _ms(value: float | None) -> str:
@@ -1075,15 +1101,10 @@ def report(results: Results, corpus: Path) -> str:
         "From the median times above, averaged per file over the common files; the model and its assumptions are in"
         f" `bench/cost.py` and docs/cost.md ({cost.IO_MS:.0f} ms of S3 and handler work per invocation, 1 vCPU at"
         f" {cost.FULL_VCPU_MB} MB, x86_64 us-east-1 prices). The medium here is JPEG only; production's medium also"
-        " writes WebP.",
+        " writes WebP. The last row prices a design we do not deploy: one function making both renditions from one"
+        " decode (`render_presets`), one invocation per upload.",
         "",
-        cost.cost_table(
-            {
-                tool.label: [sum(t.renditions[p].ms for t in rows) / len(rows) for p in (THUMBNAIL, MEDIUM)]
-                for tool in results.tools
-                if (rows := [t for i in common if (t := results.timed(tool.key, i)) is not None])
-            }
-        ),
+        cost.cost_table(_cost_rows(results, common)),
         "",
         "## Per file",
         "",
@@ -1128,12 +1149,14 @@ def report(results: Results, corpus: Path) -> str:
                 f"- `import {cold.module}`: median {cold.import_ms:.1f} ms inside a fresh interpreter"
                 f" ({cold.process_ms:.0f} ms for the whole process, interpreter start-up included). Largest imports"
                 f" under it, cumulative ms from `-X importtime` (which inflates them; nested ones are also inside"
-                f" their importer): {largest}; the module's own top-level code: {cold.body_ms:.0f} ms."
+                f" their importer): {largest}; the module's own top-level code: {cold.body_ms:.0f} ms. Resident"
+                f" afterwards: {cold.rss_kb / 1024:.1f} MB."
             )
         out += [
             "",
             f"The handler reads its settings at import; it was given {', '.join(sorted(HANDLER_ENV))} with dummy"
-            " values. Nothing is sent anywhere: creating an S3 client makes no request.",
+            " values (credentials in the environment, as Lambda provides them). Nothing is sent anywhere: creating"
+            " the S3 client makes no request.",
             "",
         ]
     not_read: dict[str, dict[str, list[str]]] = {}
