@@ -4,15 +4,17 @@ library's HTTP client.
 Why not boto3: importing boto3 and creating its S3 client took 250–300 ms and 35 MB of every cold start (botocore
 loads and parses its service models), four times the rest of the handler's import; the functions need three
 calls. Names and shapes follow boto3's (``get_object(Bucket=…, Key=…)``, ``response["Body"].read()``, the error's
-code and ``operation_name``) so the pipeline reads the same either way. The command-line tools (backfill, dev
-scripts) keep boto3: they run once, on a laptop, and need more of S3.
+code and ``operation_name``) so the pipeline reads the same either way. The command-line tools keep boto3 for the
+rest of what they do (listing a bucket, creating Batch Operations jobs): they run on a laptop, not at a cold start.
 
 What it does the way botocore does: credentials from the environment (what Lambda provides), else botocore's own
 chain (a developer's profile or SSO session, loaded only then); ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``
 (path-style, as a local S3 needs); virtual-hosted addressing on AWS; the payload's SHA-256 signed, so S3 rejects a
 body damaged in transit; up to 5 retries with full-jitter exponential backoff (at most 20 s) on throttling, 5xx and
 network errors, as botocore's ``standard`` retry mode did for us; errors carry S3's code (the bare HTTP status for
-a HEAD, which has no body) and botocore's wording.
+a HEAD, which has no body) and botocore's wording; ``AWS_CA_BUNDLE``. Not supported, as nothing here needs them: proxy
+settings, FIPS and dual-stack endpoints, following a redirect to another region (a function's trigger is always
+in its bucket's region).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hmac
 import http.client
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -338,7 +341,9 @@ class S3Client:
                         self._release(reuse=True)
                     return answer
                 error = _error(operation, answer)
-                self._release(reuse=False)
+                # A refusal read to its end (S3's are a few hundred bytes) leaves the connection usable: a 412 on
+                # a conditional write is routine and the next call follows at once.
+                self._release(reuse=answer.response.isclosed())
                 if not _retryable(error):
                     raise error
                 if last:
@@ -369,8 +374,10 @@ class S3Client:
             self._drop(busy)
         conn = pool.get(netloc)
         if conn is None:
-            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            conn = cls(netloc, timeout=SOCKET_TIMEOUT_S)
+            if scheme == "https":
+                conn = http.client.HTTPSConnection(netloc, timeout=SOCKET_TIMEOUT_S, context=_tls())
+            else:
+                conn = http.client.HTTPConnection(netloc, timeout=SOCKET_TIMEOUT_S)
             pool[netloc] = conn
         return conn
 
@@ -395,6 +402,11 @@ class S3Client:
             self._local.busy = None
         else:
             self._drop(netloc)
+
+
+def _tls() -> ssl.SSLContext:
+    # AWS_CA_BUNDLE as botocore reads it (a TLS-inspecting proxy's CA); otherwise the system's trust store.
+    return ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
 
 
 def _object_facts(headers: http.client.HTTPMessage) -> HeadObjectOutput:

@@ -7,6 +7,7 @@ import http.client
 import io
 import itertools
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,9 +138,15 @@ def raises(error: Exception) -> Hook:
 
 
 @contextlib.contextmanager
-def fake_s3(answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, list[str]]]:
+def fake_s3(
+    answer: Callable[[str], tuple[int, dict[str, str], bytes]],
+    *,
+    tls: ssl.SSLContext | None = None,
+    peers: list[int] | None = None,
+) -> Iterator[tuple[str, list[str]]]:
     """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply.
-    Yields its URL and the methods of the requests it saw, in order."""
+    Yields its URL and the methods of the requests it saw, in order; ``peers`` gets each request's client port (one
+    port, one connection), ``tls`` makes it HTTPS."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -148,12 +155,15 @@ def fake_s3(answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> Itera
         def _reply(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.append(self.command)
+            if peers is not None:
+                peers.append(self.client_address[1])
             status, headers, body = answer(self.command)
             self.send_response(status)
             for name, value in {**headers, "Content-Length": str(len(body))}.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":  # as S3: a HEAD answer has headers only
+                self.wfile.write(body)
 
         do_GET = do_PUT = do_HEAD = _reply  # noqa: N815
 
@@ -161,10 +171,13 @@ def fake_s3(answer: Callable[[str], tuple[int, dict[str, str], bytes]]) -> Itera
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    scheme = "https" if tls else "http"
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
         server.server_close()

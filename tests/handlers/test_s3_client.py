@@ -5,6 +5,7 @@ against moto, retries and connection reuse against a fake endpoint, and that the
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -129,6 +130,45 @@ def test_throttling_is_retried_with_one_connection_and_a_refusal_is_not(monkeypa
             c.put_object(Bucket="b", Key="k", Body=b"x")
         assert seen == ["GET"] * 3 + ["PUT"]  # not retried
         assert str(refused.value) == "An error occurred (AccessDenied) when calling the PutObject operation: m"
+
+
+def test_one_connection_carries_calls_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A routine 412 (the conditional write of a rendition that exists) must not cost a new connection (on AWS, a
+    # TLS handshake); a body left unread must (it is still on the wire).
+    answers = {"GET": (200, {"ETag": '"e"'}, b"photo"), "PUT": s3_error(412, "PreconditionFailed"),
+               "HEAD": (200, {"ETag": '"e"', "x-amz-meta-source-etag": "e"}, b"")}  # fmt: skip
+    peers: list[int] = []
+    with fake_s3(lambda method: answers[method], peers=peers) as (url, seen):
+        c = client(endpoint_url=url)
+        assert c.get_object(Bucket="b", Key="k")["Body"].read() == b"photo"
+        with pytest.raises(S3Error, match="PreconditionFailed"):
+            c.put_object(Bucket="b", Key="k", Body=b"x", IfNoneMatch="*")
+        assert c.head_object(Bucket="b", Key="k")["Metadata"] == {"source-etag": "e"}
+        assert len(set(peers)) == 1, peers
+        c.get_object(Bucket="b", Key="k")  # never read
+        c.head_object(Bucket="b", Key="k")
+        assert seen == ["GET", "PUT", "HEAD", "GET", "HEAD"]
+        assert len(set(peers)) == 2, peers
+
+
+def test_https_with_the_ca_bundle_botocore_would_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The production path is HTTPS: a certificate for 127.0.0.1 signed by nobody the system trusts is refused,
+    # and accepted once AWS_CA_BUNDLE names it (as botocore accepts it).
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    with fake_s3(lambda method: (200, {"ETag": '"e"'}, b"photo"), tls=server_tls) as (url, seen):
+        assert url.startswith("https://")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            client(endpoint_url=url).head_object(Bucket="b", Key="k")
+        assert seen == []  # refused before any request was sent
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+        assert client(endpoint_url=url).get_object(Bucket="b", Key="k")["Body"].read() == b"photo"
 
 
 def test_network_errors_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
