@@ -78,8 +78,9 @@ fn check_memory(
 }
 
 /// RGBA with nothing transparent becomes RGB here, in place: the render would otherwise copy it to RGB, holding both
-/// (4 + 3 bytes per pixel). RGBA with transparency is resized premultiplied, which takes a second full copy: refused
-/// when the two would not fit the memory budget (a 49 MP transparent PNG peaked at 400 MB).
+/// (4 + 3 bytes per pixel). RGBA with transparency is resized premultiplied: in place for one preset, but every preset
+/// of `render_many` except the last takes a second full copy, so two copies must fit the memory budget (a 49 MP
+/// transparent PNG peaked at 400 MB when every render copied).
 fn settle_alpha(mut pixels: Pixels, limits: &Limits) -> Result<Pixels> {
     if pixels.layout != Layout::Rgba8 {
         return Ok(pixels);
