@@ -24,6 +24,8 @@ import hmac
 import http.client
 import os
 import random
+import select
+import socket
 import ssl
 import threading
 import time
@@ -373,6 +375,10 @@ class S3Client:
             # The previous answer was never read to its end: its connection cannot carry another request.
             self._drop(busy)
         conn = pool.get(netloc)
+        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
+            # S3 closes idle connections, and a warm function wakes up holding one: reconnect now rather than
+            # fail an attempt on it and sleep a backoff (urllib3 checks its pool the same way).
+            conn.close()
         if conn is None:
             if scheme == "https":
                 conn = http.client.HTTPSConnection(netloc, timeout=SOCKET_TIMEOUT_S, context=_tls())
@@ -402,6 +408,15 @@ class S3Client:
             self._local.busy = None
         else:
             self._drop(netloc)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle keep-alive socket that is readable has been closed (or reset) by the other end."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _tls() -> ssl.SSLContext:

@@ -143,10 +143,12 @@ def fake_s3(
     *,
     tls: ssl.SSLContext | None = None,
     peers: list[int] | None = None,
+    close_after_reply: bool = False,
 ) -> Iterator[tuple[str, list[str]]]:
     """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply.
     Yields its URL and the methods of the requests it saw, in order; ``peers`` gets each request's client port (one
-    port, one connection), ``tls`` makes it HTTPS."""
+    port, one connection), ``tls`` makes it HTTPS, ``close_after_reply`` closes each connection after answering
+    without saying so (as a server does to an idle keep-alive connection)."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -164,6 +166,7 @@ def fake_s3(
             self.end_headers()
             if self.command != "HEAD":  # as S3: a HEAD answer has headers only
                 self.wfile.write(body)
+            self.close_connection = close_after_reply
 
         do_GET = do_PUT = do_HEAD = _reply  # noqa: N815
 

@@ -151,6 +151,26 @@ def test_one_connection_carries_calls_and_refusals(monkeypatch: pytest.MonkeyPat
         assert len(set(peers)) == 2, peers
 
 
+def test_a_connection_the_server_closed_while_idle_costs_no_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    # S3 closes idle keep-alive connections; a warm function resumes holding one. The client must notice before
+    # sending, not fail an attempt on it and sleep a backoff.
+    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 60.0)  # a wasted attempt would show as a long test
+    attempts: list[str] = []
+    with fake_s3(lambda method: (200, {"ETag": '"e"'}, b"photo"), close_after_reply=True) as (url, seen):
+        c = client(endpoint_url=url)
+        send = c.send
+
+        def counted(method: str, url: str, headers: Any, body: bytes) -> Any:
+            attempts.append(method)
+            return send(method, url, headers, body)
+
+        c.send = counted
+        for _ in range(3):
+            assert c.get_object(Bucket="b", Key="k")["Body"].read() == b"photo"
+            time.sleep(0.05)  # the server's close reaches the client's socket
+    assert attempts == seen == ["GET"] * 3
+
+
 def test_https_with_the_ca_bundle_botocore_would_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The production path is HTTPS: a certificate for 127.0.0.1 signed by nobody the system trusts is refused,
     # and accepted once AWS_CA_BUNDLE names it (as botocore accepts it).
