@@ -179,26 +179,16 @@ class Ours:
             raise UnreadableError(f"UnsupportedFormatError: {e}", unsupported=True) from e
         except self.kiray.ImageError as e:
             raise UnreadableError(f"{type(e).__name__}: {e}", unsupported=False) from e
-        return Output(
-            rendition.data,
-            rendition.width,
-            rendition.height,
-            {stage: float(ms) for stage, ms in rendition.timings_ms.items()},
-            int(rendition.shrink_on_load),
-        )
+        return self._output(rendition)
 
     def render_one_decode(self, data: bytes, presets: Sequence[PresetSpec]) -> list[Output]:
         renditions = self.kiray.render_presets(data, {p.name: ("jpeg",) for p in presets})
-        return [
-            Output(
-                r.data,
-                r.width,
-                r.height,
-                {stage: float(ms) for stage, ms in r.timings_ms.items()},
-                int(r.shrink_on_load),
-            )
-            for r in (renditions[p.name]["jpeg"] for p in presets)
-        ]
+        return [self._output(renditions[p.name]["jpeg"]) for p in presets]
+
+    @staticmethod
+    def _output(rendition: Any) -> Output:
+        stages = {stage: float(ms) for stage, ms in rendition.timings_ms.items()}
+        return Output(rendition.data, rendition.width, rendition.height, stages, int(rendition.shrink_on_load))
 
 
 # Pillow's own table for ImageOps.exif_transpose, applied to the small output instead of the decoded source.

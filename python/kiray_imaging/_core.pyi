@@ -31,16 +31,6 @@ class RawRendition(TypedDict):
     shrink_on_load: int
     timings_ms: StageTimings
 
-def render(
-    data: bytes | bytearray,
-    *,
-    width: int,
-    height: int,
-    fit: str,
-    outputs: list[tuple[str, int]],
-    max_pixels: int | None = None,
-    max_input_bytes: int | None = None,
-) -> list[RawRendition]: ...
 def render_many(
     data: bytes | bytearray,
     *,

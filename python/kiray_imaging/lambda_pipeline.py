@@ -74,7 +74,7 @@ class RenditionWriteConflictError(RuntimeError):
 
 
 def s3_client() -> S3Client:
-    # It backs off on SlowDown/5xx/timeouts (5 attempts) before we give up and let Lambda retry.
+    # It retries SlowDown/5xx/timeouts (5 retries, with backoff) before we give up and let Lambda retry.
     return from_environment()
 
 

@@ -58,19 +58,7 @@ def render_formats(
 ) -> dict[str, Rendition]:
     """Like ``render`` but encodes every format in ``formats`` from one decode and resize (e.g. the medium as
     both JPEG and WebP). Returns the renditions by format name."""
-    p = resolve(preset)
-    formats = tuple(formats)
-    _check(data, formats, {"max_pixels": max_pixels, "max_input_bytes": max_input_bytes})
-    raws = _core.render(
-        data,
-        width=p.width,
-        height=p.height,
-        fit=p.fit,
-        outputs=[(fmt, p.quality_for(fmt)) for fmt in formats],
-        max_pixels=max_pixels,
-        max_input_bytes=max_input_bytes,
-    )
-    return {raw["format"]: _rendition(raw) for raw in raws}
+    return _render(data, [(resolve(preset), tuple(formats))], max_pixels, max_input_bytes)[0]
 
 
 def render_presets(
@@ -89,16 +77,26 @@ def render_presets(
     Each rendition's ``timings_ms`` carries the shared decode and colour stages whole."""
     if not presets:
         raise ValueError("expected at least one preset, got none")
-    resolved = [(resolve(name), tuple(formats)) for name, formats in presets.items()]
-    for _, formats in resolved:
+    jobs = [(resolve(name), tuple(formats)) for name, formats in presets.items()]
+    return {p.name: out for (p, _), out in zip(jobs, _render(data, jobs, max_pixels, max_input_bytes))}
+
+
+def _render(
+    data: bytes | bytearray,
+    jobs: list[tuple[Preset, tuple[str, ...]]],
+    max_pixels: int | None,
+    max_input_bytes: int | None,
+) -> list[dict[str, Rendition]]:
+    """The one native call behind every render: per job (a preset and its formats), the renditions by format."""
+    for _, formats in jobs:
         _check(data, formats, {"max_pixels": max_pixels, "max_input_bytes": max_input_bytes})
-    per_preset = _core.render_many(
+    per_job = _core.render_many(
         data,
-        jobs=[(p.width, p.height, p.fit, [(fmt, p.quality_for(fmt)) for fmt in formats]) for p, formats in resolved],
+        jobs=[(p.width, p.height, p.fit, [(fmt, p.quality_for(fmt)) for fmt in formats]) for p, formats in jobs],
         max_pixels=max_pixels,
         max_input_bytes=max_input_bytes,
     )
-    return {p.name: {raw["format"]: _rendition(raw) for raw in raws} for (p, _), raws in zip(resolved, per_preset)}
+    return [{raw["format"]: _rendition(raw) for raw in raws} for raws in per_job]
 
 
 def render(

@@ -216,10 +216,13 @@ class S3Client:
         region: str,
         credentials: CredentialSource,
         endpoint_url: str | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self.region = region
         self._credentials = credentials
         self._endpoint = urlsplit(endpoint_url) if endpoint_url else None
+        self._ca_bundle = ca_bundle
+        self._tls: ssl.SSLContext | None = None
         self._local = threading.local()
         self.send: Transport = self._send
         """The one seam to the network (tests put faults here)."""
@@ -381,11 +384,18 @@ class S3Client:
             conn.close()
         if conn is None:
             if scheme == "https":
-                conn = http.client.HTTPSConnection(netloc, timeout=SOCKET_TIMEOUT_S, context=_tls())
+                conn = http.client.HTTPSConnection(netloc, timeout=SOCKET_TIMEOUT_S, context=self._tls_context())
             else:
                 conn = http.client.HTTPConnection(netloc, timeout=SOCKET_TIMEOUT_S)
             pool[netloc] = conn
         return conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # One per client: loading the trust store takes ~25 ms, and new connections come with each bucket's host
+        # and after any answer not read to its end. ``ca_bundle``: AWS_CA_BUNDLE as botocore reads it.
+        if self._tls is None:
+            self._tls = ssl.create_default_context(cafile=self._ca_bundle)
+        return self._tls
 
     def _pool(self) -> dict[str, http.client.HTTPConnection]:
         pool = getattr(self._local, "pool", None)
@@ -417,11 +427,6 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
-
-
-def _tls() -> ssl.SSLContext:
-    # AWS_CA_BUNDLE as botocore reads it (a TLS-inspecting proxy's CA); otherwise the system's trust store.
-    return ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
 
 
 def _object_facts(headers: http.client.HTTPMessage) -> HeadObjectOutput:
@@ -470,4 +475,5 @@ def from_environment(env: Mapping[str, str] | None = None, *, region: str | None
         region=region or region_from(env),
         credentials=environment_credentials(env) or botocore_credentials(),
         endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+        ca_bundle=env.get("AWS_CA_BUNDLE") or None,
     )

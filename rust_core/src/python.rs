@@ -118,31 +118,12 @@ fn limits(max_pixels: Option<u64>, max_input_bytes: Option<usize>) -> Limits {
     }
 }
 
-/// Renders one image into each of `outputs` ((format, quality) pairs) from a single decode. Returns one dict of
-/// bytes and facts per output; `kiray_imaging.render` wraps them in `Rendition`s.
-#[pyfunction]
-#[pyo3(signature = (data, *, width, height, fit, outputs, max_pixels = None, max_input_bytes = None))]
-#[allow(clippy::too_many_arguments)]
-fn render<'py>(
-    py: Python<'py>,
-    data: PyBackedBytes,
-    width: u32,
-    height: u32,
-    fit: &str,
-    outputs: Vec<(String, u8)>,
-    max_pixels: Option<u64>,
-    max_input_bytes: Option<usize>,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let jobs = vec![(width, height, fit.to_owned(), outputs)];
-    let mut per_job = render_many(py, data, jobs, max_pixels, max_input_bytes)?;
-    Ok(per_job.remove(0))
-}
-
 /// One preset as Python passes it: (width, height, fit, [(format, quality), …]).
 type PyJob = (u32, u32, String, Vec<(String, u8)>);
 
-/// Renders one image for several presets from a single decode: `jobs` are (width, height, fit, outputs) tuples.
-/// Returns, per job, one dict per output; `kiray_imaging.render_presets` wraps them.
+/// Renders one image for one or more presets from a single decode: `jobs` are (width, height, fit, outputs) tuples,
+/// outputs being (format, quality) pairs. Returns, per job, one dict of bytes and facts per output;
+/// `kiray_imaging.rendering` wraps them in `Rendition`s.
 #[pyfunction]
 #[pyo3(signature = (data, *, jobs, max_pixels = None, max_input_bytes = None))]
 fn render_many<'py>(
@@ -196,7 +177,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<UnsupportedFormatError>(),
     )?;
     m.add("LimitExceededError", py.get_type::<LimitExceededError>())?;
-    m.add_function(wrap_pyfunction!(render, m)?)?;
     m.add_function(wrap_pyfunction!(render_many, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     Ok(())

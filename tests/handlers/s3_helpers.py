@@ -98,9 +98,10 @@ class _Wire:
 
 def s3_answer(status: int, code: str) -> Answer:
     """An S3 error answer as it arrives off the wire (status line, headers, XML body), parsed by http.client."""
-    body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
-    head = f"HTTP/1.1 {status} X\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
-    response = http.client.HTTPResponse(_Wire(head.encode() + body))  # type: ignore[arg-type]
+    _, headers, body = s3_error(status, code, message=code)
+    lines = [f"HTTP/1.1 {status} X", *(f"{k}: {v}" for k, v in headers.items()), f"Content-Length: {len(body)}"]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    response = http.client.HTTPResponse(_Wire(raw))  # type: ignore[arg-type]
     response.begin()
     return Answer(response.status, response.headers, response)
 
@@ -187,6 +188,7 @@ def fake_s3(
         thread.join()
 
 
-def s3_error(status: int, code: str) -> tuple[int, dict[str, str], bytes]:
-    body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>m</Message></Error>'
+def s3_error(status: int, code: str, message: str = "m") -> tuple[int, dict[str, str], bytes]:
+    """S3's error answer: status, headers, XML body."""
+    body = f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return status, {"Content-Type": "application/xml"}, body.encode()

@@ -171,24 +171,59 @@ def test_a_connection_the_server_closed_while_idle_costs_no_attempt(monkeypatch:
     assert attempts == seen == ["GET"] * 3
 
 
-def test_https_with_the_ca_bundle_botocore_would_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # The production path is HTTPS: a certificate for 127.0.0.1 signed by nobody the system trusts is refused,
-    # and accepted once AWS_CA_BUNDLE names it (as botocore accepts it).
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 signed by nobody the system trusts, and a server context serving it."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)  # fmt: skip
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
+    return cert, server_tls
+
+
+def _env(url: str, **extra: str) -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_ENDPOINT_URL": url, **extra}
+
+
+def test_https_with_the_ca_bundle_botocore_would_use(
+    monkeypatch: pytest.MonkeyPatch, self_signed: tuple[Path, ssl.SSLContext]
+) -> None:
+    # The production path is HTTPS: a certificate for 127.0.0.1 signed by nobody the system trusts is refused,
+    # and accepted once AWS_CA_BUNDLE names it (as botocore accepts it).
+    cert, server_tls = self_signed
     monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
-    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
     with fake_s3(lambda method: (200, {"ETag": '"e"'}, b"photo"), tls=server_tls) as (url, seen):
         assert url.startswith("https://")
         with pytest.raises(ssl.SSLCertVerificationError):
-            client(endpoint_url=url).head_object(Bucket="b", Key="k")
+            from_environment(_env(url)).head_object(Bucket="b", Key="k")
         assert seen == []  # refused before any request was sent
-        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
-        assert client(endpoint_url=url).get_object(Bucket="b", Key="k")["Body"].read() == b"photo"
+        trusting = from_environment(_env(url, AWS_CA_BUNDLE=str(cert)))
+        assert trusting.get_object(Bucket="b", Key="k")["Body"].read() == b"photo"
+
+
+def test_one_tls_context_serves_every_new_connection(
+    monkeypatch: pytest.MonkeyPatch, self_signed: tuple[Path, ssl.SSLContext]
+) -> None:
+    # Loading the trust store takes ~25 ms. New connections come with every bucket's own host on AWS and after any
+    # answer not read to its end (here: bodies left unread).
+    cert, server_tls = self_signed
+    made: list[object] = []
+    real = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    peers: list[int] = []
+    with fake_s3(lambda method: (200, {"ETag": '"e"'}, b"photo"), tls=server_tls, peers=peers) as (url, _):
+        c = from_environment(_env(url, AWS_CA_BUNDLE=str(cert)))
+        for _ in range(3):
+            c.get_object(Bucket="b", Key="k")  # never read: the next call needs a new connection
+    assert len(set(peers)) == 3
+    assert len(made) == 1
 
 
 def test_network_errors_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
