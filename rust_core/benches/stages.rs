@@ -1,5 +1,6 @@
-//! Criterion benches of each stage of a render — decode, colour, resize, orient, encode — on the corpus's photos
-//! (`../shared/corpus`), so a regression is visible in the stage that caused it rather than only in the total.
+//! Criterion benches of each stage of a render — decode, colour, resize (whole, and row by row as JPEG renders do),
+//! orient, encode — on the corpus's photos (`../shared/corpus`), so a regression is visible in the stage that
+//! caused it rather than only in the total.
 //!
 //!     cargo bench -p kiray_imaging_core --no-default-features --bench stages [-- FILTER]
 //!
@@ -87,6 +88,20 @@ fn bench_photo(c: &mut Criterion, name: &str) {
                 BatchSize::LargeInput,
             )
         });
+        // What a JPEG render does instead: the rows pushed 16 at a time, as the decoder hands them over.
+        if decoded.pixels.layout == stages::Layout::Rgb8 {
+            let pixels = &decoded.pixels;
+            group.bench_function("resize_rows", |b| {
+                b.iter(|| {
+                    let mut rows =
+                        stages::RowResizer::new(pixels.width, pixels.height, resize_plan);
+                    for chunk in pixels.data.chunks(pixels.width as usize * 3 * 16) {
+                        rows.push(chunk).expect("rows");
+                    }
+                    rows.finish().expect("resize")
+                })
+            });
+        }
         let resized = stages::resize(decoded.pixels.clone(), &resize_plan).expect("resize");
         // Orientation 6 (a phone held upright): the transposing case, the costly one.
         group.bench_function("orient", |b| {

@@ -10,6 +10,7 @@ use moxcms::{
     TransformOptions,
 };
 
+use crate::error::{Error, Result};
 use crate::pixels::{Layout, Pixels};
 
 /// Profiles larger than this are not real camera or phone profiles; they are not parsed.
@@ -50,72 +51,87 @@ fn curve_close(a: &Option<ToneReprCurve>, b: &Option<ToneReprCurve>) -> bool {
     }
 }
 
+/// A conversion of RGB(A) pixels to sRGB, built once from an embedded profile and applied to the pixels in pieces
+/// (rows as the decoder hands them over, or a whole image chunk by chunk).
+pub struct ToSrgb {
+    transform: Arc<Transform8BitExecutor>,
+    source: Source,
+    channels: usize,
+    scratch: Vec<u8>,
+}
+
+/// What the profile describes: RGB pixels, or grey ones that the decoder expanded to RGB (any channel is the grey).
+#[derive(Clone, Copy)]
+enum Source {
+    Rgb,
+    Grey,
+}
+
+impl ToSrgb {
+    /// None when converting would change nothing or cannot be done: the profile is garbage, sRGB already, or of a
+    /// colour space the pixels are not in.
+    pub fn new(icc: &[u8], layout: Layout) -> Option<Self> {
+        let profile = parse(icc)?;
+        let srgb = ColorProfile::new_srgb();
+        let (source, from, to) = match (profile.color_space, layout) {
+            (DataColorSpace::Rgb, _) if is_srgb(&profile) => return None,
+            (DataColorSpace::Rgb, Layout::Rgb8) => (Source::Rgb, CmsLayout::Rgb, CmsLayout::Rgb),
+            (DataColorSpace::Rgb, Layout::Rgba8) => (Source::Rgb, CmsLayout::Rgba, CmsLayout::Rgba),
+            (DataColorSpace::Gray, _) => (Source::Grey, CmsLayout::Gray, CmsLayout::Rgb),
+            _ => return None,
+        };
+        let transform = profile
+            .create_transform_8bit(from, &srgb, to, TransformOptions::default())
+            .ok()?;
+        Some(Self {
+            transform,
+            source,
+            channels: layout.channels(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Converts whole pixels in place, `CHUNK_PIXELS` at a time through a small scratch buffer: a second full-size
+    /// copy of a 49 MP image would be another 150 MB. (A transform refuses only slices of unequal or partial-pixel
+    /// length, which whole-pixel chunks never are.)
+    pub fn apply(&mut self, data: &mut [u8]) -> Result<()> {
+        let channels = self.channels;
+        let refused = |e: moxcms::CmsError| Error::Internal(format!("colour transform: {e}"));
+        match self.source {
+            Source::Rgb => {
+                self.scratch.resize(CHUNK_PIXELS * channels, 0);
+                for chunk in data.chunks_mut(CHUNK_PIXELS * channels) {
+                    let out = &mut self.scratch[..chunk.len()];
+                    self.transform.transform(chunk, out).map_err(refused)?;
+                    chunk.copy_from_slice(out);
+                }
+            }
+            Source::Grey => {
+                // The scratch holds the grey channel, then its RGB conversion.
+                self.scratch.resize(CHUNK_PIXELS * 4, 0);
+                for chunk in data.chunks_mut(CHUNK_PIXELS * channels) {
+                    let count = chunk.len() / channels;
+                    let (grey, rgb) = self.scratch.split_at_mut(CHUNK_PIXELS);
+                    for (g, p) in grey.iter_mut().zip(chunk.chunks_exact(channels)) {
+                        *g = p[0];
+                    }
+                    let rgb = &mut rgb[..count * 3];
+                    self.transform
+                        .transform(&grey[..count], rgb)
+                        .map_err(refused)?;
+                    for (dst, src) in chunk.chunks_exact_mut(channels).zip(rgb.chunks_exact(3)) {
+                        dst[..3].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Converts RGB(A) pixels in place from the colour space `icc` describes to sRGB. Returns whether it did.
 pub fn rgb_to_srgb(pixels: &mut Pixels, icc: &[u8]) -> bool {
-    let Some(profile) = parse(icc) else {
-        return false;
-    };
-    let (src_layout, dst_layout) = match pixels.layout {
-        Layout::Rgb8 => (CmsLayout::Rgb, CmsLayout::Rgb),
-        Layout::Rgba8 => (CmsLayout::Rgba, CmsLayout::Rgba),
-    };
-    let srgb = ColorProfile::new_srgb();
-    match profile.color_space {
-        DataColorSpace::Rgb => {
-            if is_srgb(&profile) {
-                return false;
-            }
-            let Ok(transform) = profile.create_transform_8bit(
-                src_layout,
-                &srgb,
-                dst_layout,
-                TransformOptions::default(),
-            ) else {
-                return false;
-            };
-            // In place, a chunk at a time through a small scratch buffer: a second full-size copy of a 49 MP image
-            // would be another 150 MB. (A transform fails only on slices of unequal or partial-pixel length, which
-            // whole-pixel chunks never are, so no chunk is left half converted.)
-            let channels = pixels.layout.channels();
-            let mut scratch = vec![0u8; CHUNK_PIXELS * channels];
-            for chunk in pixels.data.chunks_mut(CHUNK_PIXELS * channels) {
-                let out = &mut scratch[..chunk.len()];
-                if transform.transform(chunk, out).is_err() {
-                    return false;
-                }
-                chunk.copy_from_slice(out);
-            }
-            true
-        }
-        // Grey pixels were expanded to RGB by the decoder; the grey channel is any one of the three.
-        DataColorSpace::Gray => {
-            let channels = pixels.layout.channels();
-            let Ok(transform) = profile.create_transform_8bit(
-                CmsLayout::Gray,
-                &srgb,
-                CmsLayout::Rgb,
-                TransformOptions::default(),
-            ) else {
-                return false;
-            };
-            // Chunk by chunk, as above: no full-size grey and RGB copies.
-            let mut grey = Vec::with_capacity(CHUNK_PIXELS);
-            let mut rgb = vec![0u8; CHUNK_PIXELS * 3];
-            for chunk in pixels.data.chunks_mut(CHUNK_PIXELS * channels) {
-                grey.clear();
-                grey.extend(chunk.chunks_exact(channels).map(|p| p[0]));
-                let rgb = &mut rgb[..grey.len() * 3];
-                if transform.transform(&grey, rgb).is_err() {
-                    return false;
-                }
-                for (dst, src) in chunk.chunks_exact_mut(channels).zip(rgb.chunks_exact(3)) {
-                    dst[..3].copy_from_slice(src);
-                }
-            }
-            true
-        }
-        _ => false,
-    }
+    ToSrgb::new(icc, pixels.layout).is_some_and(|mut t| t.apply(&mut pixels.data).is_ok())
 }
 
 /// The CMYK profile of last resort: offset on coated paper (FOGRA39), made from Fogra's measurements. See
@@ -127,28 +143,33 @@ const FALLBACK_CMYK_PROFILE: &[u8] = include_bytes!("../profiles/fogra39l-coated
 /// `(1 − C)(1 − K)`, the guess of naive viewers, shows ink colours no press can
 /// print (100 % cyan as the screen's pure cyan): on a photo separated for a real press it was further from the
 /// original than sharp's built-in profile.
-pub fn cmyk_to_srgb(cmyk: &[u8], icc: Option<&[u8]>) -> Vec<u8> {
-    let embedded = icc
-        .and_then(parse)
-        .filter(|p| p.color_space == DataColorSpace::Cmyk)
-        .and_then(|p| cmyk_transform(&p));
-    let fallback = || {
-        static FALLBACK: OnceLock<Arc<Transform8BitExecutor>> = OnceLock::new();
-        FALLBACK
-            .get_or_init(|| {
-                let profile =
-                    parse(FALLBACK_CMYK_PROFILE).expect("the built-in CMYK profile parses");
-                cmyk_transform(&profile).expect("the built-in CMYK profile makes a transform")
-            })
-            .clone()
-    };
-    let transform = embedded.unwrap_or_else(fallback);
-    let mut rgb = vec![0u8; cmyk.len() / 4 * 3];
-    // Whole-pixel slices of matching lengths: the only inputs a transform refuses.
-    transform
-        .transform(&cmyk[..cmyk.len() / 4 * 4], &mut rgb)
-        .expect("CMYK transform of whole pixels");
-    rgb
+pub struct CmykToSrgb(Arc<Transform8BitExecutor>);
+
+impl CmykToSrgb {
+    pub fn new(icc: Option<&[u8]>) -> Self {
+        let embedded = icc
+            .and_then(parse)
+            .filter(|p| p.color_space == DataColorSpace::Cmyk)
+            .and_then(|p| cmyk_transform(&p));
+        let fallback = || {
+            static FALLBACK: OnceLock<Arc<Transform8BitExecutor>> = OnceLock::new();
+            FALLBACK
+                .get_or_init(|| {
+                    let profile =
+                        parse(FALLBACK_CMYK_PROFILE).expect("the built-in CMYK profile parses");
+                    cmyk_transform(&profile).expect("the built-in CMYK profile makes a transform")
+                })
+                .clone()
+        };
+        Self(embedded.unwrap_or_else(fallback))
+    }
+
+    /// Converts whole CMYK pixels into as many RGB ones (`rgb` is 3/4 the length of `cmyk`).
+    pub fn convert(&self, cmyk: &[u8], rgb: &mut [u8]) -> Result<()> {
+        self.0
+            .transform(cmyk, rgb)
+            .map_err(|e| Error::Internal(format!("CMYK transform: {e}")))
+    }
 }
 
 fn cmyk_transform(profile: &ColorProfile) -> Option<Arc<Transform8BitExecutor>> {
@@ -211,6 +232,11 @@ mod tests {
             ([128, 64, 32, 16], [133, 165, 195]),
         ];
         let cmyk: Vec<u8> = inks.iter().flat_map(|(c, _)| *c).collect();
+        let cmyk_to_srgb = |cmyk: &[u8], icc: Option<&[u8]>| {
+            let mut rgb = vec![0; cmyk.len() / 4 * 3];
+            CmykToSrgb::new(icc).convert(cmyk, &mut rgb).unwrap();
+            rgb
+        };
         let rgb = cmyk_to_srgb(&cmyk, None);
         for ((ink, expected), got) in inks.iter().zip(rgb.chunks_exact(3)) {
             let off = expected

@@ -2,6 +2,8 @@
 //!
 //! `bytes → sniff → decode (shrink-on-load) → resize (crop, Lanczos3) → orient → encode → bytes`
 //!
+//! (`render.rs` chains the stages; a JPEG's rows go from the decoder to the resizer as they are decoded.)
+//!
 //! This file is the plain Rust API; `python.rs` is the only file that knows about Python.
 
 mod colour;
@@ -13,7 +15,9 @@ mod libjpeg;
 pub mod limits;
 pub mod orient;
 mod pixels;
+mod render;
 mod resize;
+mod row_resize;
 pub mod sniff;
 
 #[cfg(feature = "python")]
@@ -29,11 +33,11 @@ pub mod stages {
     pub use crate::orient::apply as orient;
     pub use crate::pixels::{Layout, Pixels};
     pub use crate::resize::resize;
+    pub use crate::row_resize::RowResizer;
 }
 
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use encode::OutputFormat;
 pub use error::{Error, Result};
@@ -179,116 +183,6 @@ pub fn render_many(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec
             .validate()?;
         }
     }
-    catch_unwind(AssertUnwindSafe(|| render_unchecked(data, jobs, limits)))
+    catch_unwind(AssertUnwindSafe(|| render::render(data, jobs, limits)))
         .unwrap_or_else(|payload| Err(Error::Internal(error::panic_message(payload.as_ref()))))
-}
-
-fn render_unchecked(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec<Rendition>>> {
-    let started = Instant::now();
-    // The denominator the decoder asked for; only JPEG and still WebP shrink on load, for the others it stays 1.
-    let denominator = Cell::new(1);
-    let shrink = |w: u32, h: u32, o: orient::Orientation, eighth_is_cheap: bool| {
-        let d = jobs
-            .iter()
-            .map(|job| geometry::shrink_denominator(w, h, o, job.target, eighth_is_cheap))
-            .min()
-            .unwrap_or(1);
-        denominator.set(d);
-        d
-    };
-    let decoded = decode::decode(data, limits, &shrink)?;
-    let decoded_at = Instant::now();
-
-    let mut pixels = decoded.pixels;
-    if let Some(icc) = &decoded.icc {
-        colour::rgb_to_srgb(&mut pixels, icc);
-    }
-    let coloured_at = Instant::now();
-    let facts = Facts {
-        source_format: decoded.format,
-        source_width: decoded.stored_width,
-        source_height: decoded.stored_height,
-        orientation: decoded.orientation,
-        shrink_on_load: denominator.get(),
-        decode: decoded_at - started,
-        colour: coloured_at - decoded_at,
-    };
-    // Each job but the last resizes from a borrowed decode; the last may take it (an identity plan moves it).
-    let (last, others) = jobs.split_last().expect("jobs is not empty");
-    let mut out = Vec::with_capacity(jobs.len());
-    for job in others {
-        let resize_started = Instant::now();
-        let resized = resize::resize_from(&pixels, &facts.plan(job.target))?;
-        out.push(finish(resized, job, &facts, resize_started)?);
-    }
-    let resize_started = Instant::now();
-    let resized = resize::resize(pixels, &facts.plan(last.target))?;
-    out.push(finish(resized, last, &facts, resize_started)?);
-    Ok(out)
-}
-
-/// What every job of one decode shares.
-struct Facts {
-    source_format: Format,
-    source_width: u32,
-    source_height: u32,
-    orientation: orient::Orientation,
-    shrink_on_load: u32,
-    decode: Duration,
-    colour: Duration,
-}
-
-impl Facts {
-    /// Planned on the stored size (the size the preset rule speaks of), then mapped into the shrunk pixels.
-    fn plan(&self, target: Target) -> geometry::Plan {
-        geometry::plan(
-            self.source_width,
-            self.source_height,
-            self.orientation,
-            target,
-        )
-        .shrunk(self.shrink_on_load)
-    }
-}
-
-/// Orients one job's resized pixels and encodes its outputs.
-fn finish(
-    resized: pixels::Pixels,
-    job: &Job,
-    facts: &Facts,
-    resize_started: Instant,
-) -> Result<Vec<Rendition>> {
-    // (Opaque RGBA was already narrowed to RGB by the decoder, in place: see decode::settle_alpha.)
-    let resized_at = Instant::now();
-    let oriented = orient::apply(resized, facts.orientation);
-    let oriented_at = Instant::now();
-    let shared = StageTimings {
-        decode: facts.decode,
-        colour: facts.colour,
-        resize: resized_at - resize_started,
-        orient: oriented_at - resized_at,
-        encode: Duration::ZERO,
-    };
-    job.outputs
-        .iter()
-        .map(|output| {
-            let encode_started = Instant::now();
-            let bytes = encode::encode(&oriented, output.format, output.quality)?;
-            Ok(Rendition {
-                data: bytes,
-                width: oriented.width,
-                height: oriented.height,
-                format: output.format,
-                source_format: facts.source_format,
-                source_width: facts.source_width,
-                source_height: facts.source_height,
-                orientation: facts.orientation.value(),
-                shrink_on_load: facts.shrink_on_load,
-                timings: StageTimings {
-                    encode: encode_started.elapsed(),
-                    ..shared
-                },
-            })
-        })
-        .collect()
 }

@@ -4,7 +4,8 @@ use std::ffi::{c_int, c_ulong};
 
 use mozjpeg_sys::*;
 
-use super::{jpeg_scans, memory_budget, Decoded, ShrinkPolicy};
+use super::{jpeg_scans, memory_budget, Decoded, Frame, RowSink, ShrinkPolicy};
+use crate::colour::CmykToSrgb;
 use crate::error::{Error, Result};
 use crate::libjpeg;
 use crate::limits::Limits;
@@ -26,6 +27,9 @@ const SOF2: u8 = 0xC2;
 const MAX_SCANS: c_int = 100;
 const MIN_SCANS: c_int = 32;
 const SCAN_WORK: u64 = 40_000_000;
+
+/// Rows read from libjpeg and handed to the sink at a time.
+const ROWS_PER_CHUNK: usize = 16;
 
 /// libjpeg's progress manager, with the scan limit our monitor reads (libjpeg hands the monitor only `cinfo`, whose
 /// `progress` points at the manager, and the manager is the first field: repr(C) makes that pointer this struct's).
@@ -104,23 +108,73 @@ fn max_scans(blocks: u64) -> c_int {
         .clamp(MIN_SCANS, MAX_SCANS)
 }
 
+/// Decodes the whole image at once (the stages bench, tests); renders stream the rows instead (`decode_rows`).
 pub fn decode(data: &[u8], limits: &Limits, shrink: ShrinkPolicy<'_>) -> Result<Decoded> {
-    let first =
-        libjpeg::catch_failure(|| unsafe { decode_inner(data, limits, Scale::Choose(shrink)) })
-            .map_err(classify)??;
+    let mut collect = Collect::default();
+    decode_rows(data, limits, shrink, &mut collect)?;
+    collect.decoded()
+}
+
+pub fn decode_rows(
+    data: &[u8],
+    limits: &Limits,
+    shrink: ShrinkPolicy<'_>,
+    sink: &mut dyn RowSink,
+) -> Result<()> {
+    let first = libjpeg::catch_failure(|| unsafe {
+        decode_inner(data, limits, Scale::Choose(shrink), sink)
+    })
+    .map_err(classify)??;
     match first {
-        Decode::Done(decoded) => Ok(decoded),
+        Decode::Done => Ok(()),
         // A 1/8 decode of a progressive file: its DC scans give the same pixels as the whole file.
-        Decode::DcOnly(dc) => {
-            libjpeg::catch_failure(|| unsafe { decode_inner(&dc, limits, Scale::DcOnlyEighth) })
-                .map_err(classify)?
-                .and_then(|second| match second {
-                    Decode::Done(decoded) => Ok(decoded),
-                    Decode::DcOnly(_) => Err(Error::Internal(
-                        "JPEG: DC-only stream asked for again".into(),
-                    )),
-                })
-        }
+        Decode::DcOnly(dc) => libjpeg::catch_failure(|| unsafe {
+            decode_inner(&dc, limits, Scale::DcOnlyEighth, sink)
+        })
+        .map_err(classify)?
+        .and_then(|second| match second {
+            Decode::Done => Ok(()),
+            Decode::DcOnly(_) => Err(Error::Internal(
+                "JPEG: DC-only stream asked for again".into(),
+            )),
+        }),
+    }
+}
+
+/// Rows collected into one image.
+#[derive(Default)]
+struct Collect {
+    frame: Option<Frame>,
+    data: Vec<u8>,
+}
+
+impl RowSink for Collect {
+    fn begin(&mut self, frame: Frame) -> Result<()> {
+        self.data
+            .reserve_exact(frame.width as usize * frame.height as usize * 3);
+        self.frame = Some(frame);
+        Ok(())
+    }
+
+    fn rows(&mut self, rows: &mut [u8]) -> Result<()> {
+        self.data.extend_from_slice(rows);
+        Ok(())
+    }
+}
+
+impl Collect {
+    fn decoded(self) -> Result<Decoded> {
+        let frame = self
+            .frame
+            .ok_or_else(|| Error::Internal("JPEG: no frame decoded".into()))?;
+        Ok(Decoded {
+            pixels: Pixels::new(frame.width, frame.height, Layout::Rgb8, self.data),
+            format: frame.format,
+            stored_width: frame.stored_width,
+            stored_height: frame.stored_height,
+            orientation: frame.orientation,
+            icc: frame.icc,
+        })
     }
 }
 
@@ -133,7 +187,7 @@ enum Scale<'a> {
 }
 
 enum Decode {
-    Done(Decoded),
+    Done,
     /// The policy chose 1/8 for a progressive file: decode these DC scans instead (same headers, same pixels).
     DcOnly(Vec<u8>),
 }
@@ -269,7 +323,12 @@ fn read_markers(data: &[u8]) -> Markers {
     markers
 }
 
-unsafe fn decode_inner(data: &[u8], limits: &Limits, scale: Scale<'_>) -> Result<Decode> {
+unsafe fn decode_inner(
+    data: &[u8],
+    limits: &Limits,
+    scale: Scale<'_>,
+    sink: &mut dyn RowSink,
+) -> Result<Decode> {
     let mut d = Decompress::new();
     let cinfo = &mut *d.cinfo;
     (*cinfo.common.mem).max_memory_to_use = c_long_from(memory_budget(limits));
@@ -324,39 +383,53 @@ unsafe fn decode_inner(data: &[u8], limits: &Limits, scale: Scale<'_>) -> Result
     jpeg_start_decompress(cinfo);
 
     let (width, height) = (cinfo.output_width, cinfo.output_height);
-    let components = cinfo.output_components as usize;
-    let stride = width as usize * components;
-    let mut buffer = vec![0u8; stride * height as usize];
-    while cinfo.output_scanline < height {
-        let row = buffer
-            .as_mut_ptr()
-            .add(cinfo.output_scanline as usize * stride);
-        let mut rows = [row];
-        jpeg_read_scanlines(cinfo, rows.as_mut_ptr(), 1);
-    }
-    // Reads to EOI, so data missing after the last needed scanline is still noticed.
-    jpeg_finish_decompress(cinfo);
-
-    let (rgb, icc) = if cmyk {
-        // Photoshop (Adobe APP14) writes CMYK inverted; ICC and our fallback expect 0 = no ink.
-        if markers.adobe {
-            buffer.iter_mut().for_each(|v| *v = 255 - *v);
-        }
-        (
-            crate::colour::cmyk_to_srgb(&buffer, markers.icc.as_deref()),
-            None,
-        )
-    } else {
-        (buffer, markers.icc)
-    };
-    Ok(Decode::Done(Decoded {
-        pixels: Pixels::new(width, height, Layout::Rgb8, rgb),
+    let stride = width as usize * cinfo.output_components as usize;
+    let cmyk_to_srgb = cmyk.then(|| CmykToSrgb::new(markers.icc.as_deref()));
+    sink.begin(Frame {
         format: Format::Jpeg,
         stored_width,
         stored_height,
         orientation: markers.orientation,
-        icc,
-    }))
+        width,
+        height,
+        icc: if cmyk { None } else { markers.icc },
+    })?;
+    let chunk = ROWS_PER_CHUNK.min(height as usize);
+    let mut raw = vec![0u8; stride * chunk];
+    let mut rgb = vec![0u8; if cmyk { width as usize * 3 * chunk } else { 0 }];
+    while cinfo.output_scanline < height {
+        let rows = chunk.min((height - cinfo.output_scanline) as usize);
+        let mut filled = 0;
+        while filled < rows {
+            let mut pointers = [std::ptr::null_mut::<u8>(); ROWS_PER_CHUNK];
+            for (i, pointer) in pointers.iter_mut().enumerate().take(rows - filled) {
+                *pointer = raw.as_mut_ptr().add((filled + i) * stride);
+            }
+            let got = jpeg_read_scanlines(cinfo, pointers.as_mut_ptr(), (rows - filled) as u32);
+            if got == 0 {
+                return Err(Error::Decode(
+                    "JPEG: the decoder stopped making rows".into(),
+                ));
+            }
+            filled += got as usize;
+        }
+        let raw = &mut raw[..rows * stride];
+        match &cmyk_to_srgb {
+            Some(transform) => {
+                // Photoshop (Adobe APP14) writes CMYK inverted; ICC and our fallback expect 0 = no ink.
+                if markers.adobe {
+                    raw.iter_mut().for_each(|v| *v = 255 - *v);
+                }
+                let rgb = &mut rgb[..rows * width as usize * 3];
+                transform.convert(raw, rgb)?;
+                sink.rows(rgb)?;
+            }
+            None => sink.rows(raw)?,
+        }
+    }
+    // Reads to EOI, so data missing after the last needed scanline is still noticed.
+    jpeg_finish_decompress(cinfo);
+    Ok(Decode::Done)
 }
 
 fn c_long_from(v: usize) -> std::ffi::c_long {
@@ -395,11 +468,15 @@ mod tests {
         crate::encode::encode(&pixels, crate::encode::OutputFormat::Jpeg, 85).expect("encode")
     }
 
-    fn done(decode: Result<Decode>) -> Decoded {
-        match decode.expect("decodes") {
-            Decode::Done(decoded) => decoded,
-            Decode::DcOnly(_) => panic!("expected pixels"),
-        }
+    /// The whole file, every scan entropy-decoded, at 1/8 (what the DC-only stream must equal).
+    fn whole_at_an_eighth(data: &[u8]) -> Decoded {
+        let mut collect = Collect::default();
+        let decode = libjpeg::catch_failure(|| unsafe {
+            decode_inner(data, &Limits::default(), Scale::DcOnlyEighth, &mut collect)
+        })
+        .expect("no libjpeg failure");
+        assert!(matches!(decode, Ok(Decode::Done)), "expected pixels");
+        collect.decoded().expect("a frame")
     }
 
     #[test]
@@ -407,7 +484,12 @@ mod tests {
         let data = progressive_jpeg(1600, 1203);
         let eighth = |_: u32, _: u32, _: Orientation, _: bool| 8;
         let first = libjpeg::catch_failure(|| unsafe {
-            decode_inner(&data, &Limits::default(), Scale::Choose(&eighth))
+            decode_inner(
+                &data,
+                &Limits::default(),
+                Scale::Choose(&eighth),
+                &mut Collect::default(),
+            )
         })
         .expect("no libjpeg failure");
         let Ok(Decode::DcOnly(dc)) = first else {
@@ -421,13 +503,7 @@ mod tests {
         );
 
         let via_dc = decode(&data, &Limits::default(), &eighth).expect("decodes");
-        // The whole file, every scan entropy-decoded, at 1/8.
-        let whole = done(
-            libjpeg::catch_failure(|| unsafe {
-                decode_inner(&data, &Limits::default(), Scale::DcOnlyEighth)
-            })
-            .expect("no libjpeg failure"),
-        );
+        let whole = whole_at_an_eighth(&data);
         assert_eq!((via_dc.pixels.width, via_dc.pixels.height), (200, 151));
         assert_eq!(via_dc.pixels, whole.pixels);
         assert_eq!((via_dc.stored_width, via_dc.stored_height), (1600, 1203));
@@ -451,12 +527,7 @@ mod tests {
             );
             let eighth = |_: u32, _: u32, _: Orientation, _: bool| 8;
             let via_dc = decode(&data, &Limits::default(), &eighth).expect("decodes");
-            let whole = done(
-                libjpeg::catch_failure(|| unsafe {
-                    decode_inner(&data, &Limits::default(), Scale::DcOnlyEighth)
-                })
-                .expect("no libjpeg failure"),
-            );
+            let whole = whole_at_an_eighth(&data);
             assert_eq!(via_dc.pixels, whole.pixels, "{name}");
         }
     }

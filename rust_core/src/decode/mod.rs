@@ -30,6 +30,38 @@ pub struct Decoded {
     pub icc: Option<Vec<u8>>,
 }
 
+/// What a row-by-row decode (`decode_rows`) knows before its first row.
+pub struct Frame {
+    pub format: Format,
+    pub stored_width: u32,
+    pub stored_height: u32,
+    pub orientation: Orientation,
+    /// The size of the rows that follow (after any shrink-on-load).
+    pub width: u32,
+    pub height: u32,
+    /// The embedded ICC profile of RGB/grey pixels, still to be applied (CMYK is converted by the decoder).
+    pub icc: Option<Vec<u8>>,
+}
+
+/// Where a row-by-row decode delivers its pixels: `begin` once, then whole 8-bit RGB rows, top to bottom, a few
+/// at a time. The rows are the sink's to change (colour conversion in place).
+pub trait RowSink {
+    fn begin(&mut self, frame: Frame) -> Result<()>;
+    fn rows(&mut self, rows: &mut [u8]) -> Result<()>;
+}
+
+/// Decodes a JPEG into `sink` row by row: the full-size decoded image never exists (libjpeg keeps only what its
+/// format needs: a few rows of a baseline file, the coefficients of a progressive one).
+pub fn decode_jpeg_rows(
+    data: &[u8],
+    limits: &Limits,
+    shrink: ShrinkPolicy<'_>,
+    sink: &mut dyn RowSink,
+) -> Result<()> {
+    limits.check_input_len(data.len())?;
+    jpeg::decode_rows(data, limits, shrink, sink)
+}
+
 /// Given the stored size, the orientation and whether a 1/8 decode is far cheaper than any other scale for this
 /// file (a progressive JPEG: its DC scans alone, see `jpeg_scans`), the largest power-of-two denominator the
 /// decoder may shrink by.
