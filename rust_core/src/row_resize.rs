@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::geometry::Plan;
 use crate::pixels::{Layout, Pixels};
 
-/// Lanczos3 reaches 3 output pixels either side of a centre, i.e. 3 × scale source pixels when shrinking.
+/// Lanczos3's support: 3 output pixels either side of a centre, i.e. 3 × scale source pixels when shrinking.
 const LANCZOS3_SUPPORT: f64 = 3.0;
 
 /// About this many source rows per vertical band: the rows neighbouring bands share (the filter's reach) stay a
@@ -28,7 +28,8 @@ const LANCZOS3_SUPPORT: f64 = 3.0;
 const SOURCE_ROWS_PER_BAND: f64 = 96.0;
 
 /// The vertical pass's output waits for the horizontal pass until it holds this many bytes (or the image ends):
-/// two or three horizontal calls for a medium, instead of one per band.
+/// three to five horizontal calls for the corpus's mediums instead of one per band. 4 MiB was no faster, and put
+/// 1.5 MB more on the peak: the difference between 0.49x and 0.50x of sharp's for the 2560x3837 photo.
 const VERTICAL_ROWS_BYTES: usize = 2 << 20;
 
 const CHANNELS: usize = 3;
