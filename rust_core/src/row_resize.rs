@@ -97,11 +97,12 @@ pub struct RowResizer {
     window_top: u32,
     /// Source rows pushed so far.
     received: u32,
+    /// The end of the source rows any band reads; rows from here on are not kept.
+    rows_end: u32,
     /// Vertical-pass output rows `vertical_top .. vertical_done`, still to be passed horizontally.
     vertical: Vec<u8>,
     vertical_top: u32,
     vertical_done: u32,
-    out_width: u32,
     out: Vec<u8>,
 }
 
@@ -128,10 +129,10 @@ impl RowResizer {
             window: Vec::new(),
             window_top: rows.reads(0, band_rows.min(plan.out_height), height).0,
             received: 0,
+            rows_end: rows.reads(0, plan.out_height, height).1,
             vertical: Vec::new(),
             vertical_top: 0,
             vertical_done: 0,
-            out_width: plan.out_width,
             out: vec![0; plan.out_width as usize * plan.out_height as usize * CHANNELS],
         }
     }
@@ -163,12 +164,11 @@ impl RowResizer {
             ));
         }
         // Keep the rows from the window's top to the last row any band reads, and of each only its columns.
-        let keep_end = self.rows.reads(0, self.rows.out, self.height).1;
         let (c0, c1) = (
             self.columns.0 as usize * CHANNELS,
             self.columns.1 as usize * CHANNELS,
         );
-        for row in self.window_top.max(first)..keep_end.min(self.received) {
+        for row in self.window_top.max(first)..self.rows_end.min(self.received) {
             let at = (row - first) as usize * source_stride;
             self.window.extend_from_slice(&rows[at + c0..at + c1]);
         }
@@ -234,9 +234,9 @@ impl RowResizer {
         let columns = self.columns.1 - self.columns.0;
         let source = TypedImageRef::<U8x3>::from_buffer(columns, y1 - y0, &self.vertical)
             .map_err(|e| Error::Internal(format!("row resize source: {e}")))?;
-        let out_stride = self.out_width as usize * CHANNELS;
+        let out_stride = self.cols.out as usize * CHANNELS;
         let mut destination = TypedImage::<U8x3>::from_buffer(
-            self.out_width,
+            self.cols.out,
             y1 - y0,
             &mut self.out[y0 as usize * out_stride..y1 as usize * out_stride],
         )
@@ -263,7 +263,7 @@ impl RowResizer {
             )));
         }
         Ok(Pixels::new(
-            self.out_width,
+            self.cols.out,
             self.rows.out,
             Layout::Rgb8,
             self.out,

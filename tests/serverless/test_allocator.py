@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from tests import images
 else:
@@ -57,5 +59,6 @@ def test_a_warm_function_reuses_libjpegs_buffers(template: dict[str, Any], tmp_p
     photo = tmp_path / "progressive.jpg"
     photo.write_bytes(images.jpeg(images.noise((2560, 3840), seed=3), subsampling="4:2:2", progressive=True))
     tuned = page_faults(photo, tunables)
-    default = page_faults(photo, None)
-    assert max(tuned[1:]) < 200, f"faults per render with {tunables}: {tuned}; without: {default}"
+    if max(tuned[1:]) >= 200:
+        # Only to say what the failure means: the same renders at glibc's defaults.
+        pytest.fail(f"faults per render with {tunables}: {tuned}; without: {page_faults(photo, None)}")
