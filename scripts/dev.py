@@ -43,8 +43,6 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
 # Printed by the dev plugin once S3 and the Lambda API both listen and uploads are wired to the functions.
 READY_LINE = "kiray-dev: S3 events go to the functions"
 SOURCE_PREFIX, DEST_PREFIX = "uploads/", "renditions/"
-# OUTPUT_FORMAT of each function in serverless.yml: what `upload` waits for.
-EXPECTED_FORMATS = {"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}
 EXAMPLE_PHOTOS = (ROOT.parent / "shared" / "corpus" / "Dragonfly_by_Bolly.jpg",
                   ROOT / "demo" / "seeding_by_Clemens_Engelhardt_1600.jpg")  # fmt: skip
 
@@ -251,7 +249,9 @@ def upload(args: argparse.Namespace) -> int:
     bucket = args.bucket or the_bucket(s3)
     if not key.startswith(SOURCE_PREFIX):
         raise SystemExit(f"upload: {key!r} is not under {SOURCE_PREFIX}: no function would run")
-    wanted = {_rendition_key(key, r, f) for r, formats in EXPECTED_FORMATS.items() for f in formats}
+    from kiray_imaging.presets import DEPLOYED_FORMATS  # what the functions write: what `upload` waits for
+
+    wanted = {_rendition_key(key, r, f) for r, formats in DEPLOYED_FORMATS.items() for f in formats}
     # Renditions of an earlier upload of the same bytes would carry the same source etag: start from none.
     for out_key in wanted:
         s3.delete_object(Bucket=bucket, Key=out_key)

@@ -17,7 +17,7 @@ from kiray_imaging._core import (
 )
 from kiray_imaging._core import __version__ as __version__
 from kiray_imaging.presets import PRESETS, Preset
-from kiray_imaging.rendering import FORMATS, Rendition, render, render_formats, render_presets
+from kiray_imaging.rendering import FORMATS, Plan, Rendition, plan, render, render_formats, render_presets
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
@@ -27,9 +27,11 @@ __all__ = [
     "DecodeError",
     "ImageError",
     "LimitExceededError",
+    "Plan",
     "Preset",
     "Rendition",
     "UnsupportedFormatError",
+    "plan",
     "render",
     "render_formats",
     "render_presets",

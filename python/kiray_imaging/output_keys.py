@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import posixpath
 
-EXTENSIONS = {"jpeg": ".jpg", "webp": ".webp"}
+from kiray_imaging._core import OUTPUT_FORMATS
+
+EXTENSIONS: dict[str, str] = {f.name: f.extension for f in OUTPUT_FORMATS}
 MAX_KEY_BYTES = 1024
 """S3's limit on a key, in UTF-8 bytes."""
 _DIGEST_CHARS = 64

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Fit = Literal["cover", "inside"]
+from kiray_imaging.names import Fit, FormatName
 
 
 @dataclass(frozen=True)
@@ -14,14 +13,13 @@ class Preset:
     width: int
     height: int
     fit: Fit
-    """``cover`` fills the box and crops the overflow around the centre; ``inside`` keeps the whole picture."""
     quality: int
     """JPEG quality, 1–100, on libjpeg's scale (the Annex K tables scaled as libjpeg-turbo, and so sharp, scale them):
     the same number gives the same quantisation as sharp's."""
     webp_quality: int = 80
     """WebP quality (libwebp scale, not comparable to JPEG's), 1–100."""
 
-    def quality_for(self, fmt: str) -> int:
+    def quality_for(self, fmt: FormatName) -> int:
         return self.webp_quality if fmt == "webp" else self.quality
 
     def __post_init__(self) -> None:
@@ -51,3 +49,9 @@ def resolve(preset: str | Preset) -> Preset:
         return PRESETS[preset]
     except KeyError:
         raise ValueError(f"expected a preset in {sorted(PRESETS)}, got {preset!r}") from None
+
+
+DEPLOYED_FORMATS: dict[str, tuple[FormatName, ...]] = {"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}
+"""The formats each deployed function writes: its ``OUTPUT_FORMAT`` in serverless.yml (a deployment fact, set there;
+tests/serverless/test_template.py holds the two together). Read by the tools that render as the functions do
+(``batch``, ``backfill --local``, ``make dev``)."""

@@ -1,34 +1,30 @@
-"""`render()`: the one call the handlers and the CLI make. Bytes and plain options in, bytes and facts out."""
+"""`render()` and its siblings: bytes and plain options in, `Rendition`s (bytes and facts) out, in one native call.
+
+The record, the format table and the geometry are the core's own (rust_core/src/python.rs, `_core.pyi`): this
+module only names presets and checks arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 from kiray_imaging import _core
+from kiray_imaging._core import OUTPUT_FORMATS, Plan, Rendition
+from kiray_imaging.names import FormatName
 from kiray_imaging.presets import Preset, resolve
 
-FORMATS = ("jpeg", "webp")
+__all__ = ["FORMATS", "OUTPUT_FORMATS", "Plan", "Rendition", "output_format", "plan", "render", "render_formats",
+           "render_presets"]  # fmt: skip
+
+FORMATS: tuple[FormatName, ...] = tuple(f.name for f in OUTPUT_FORMATS)
+"""The output formats' names, from the encoder's table."""
 
 
-@dataclass(frozen=True)
-class Rendition:
-    data: bytes = field(repr=False)
-    width: int
-    height: int
-    format: str
-    content_type: str
-    source_format: str
-    """What the input was, sniffed from its bytes: ``jpeg``, ``png``, ``webp`` or ``gif``."""
-    source_width: int
-    source_height: int
-    """The stored size, before EXIF orientation."""
-    orientation: int
-    """The EXIF orientation applied (1–8; 1 when there was none)."""
-    shrink_on_load: int
-    """The shrink used while decoding (JPEG DCT scaling, still WebP rescaling: 1, 2, 4 or 8; 1 = full decode)."""
-    timings_ms: dict[str, float]
-    """Milliseconds per stage: decode, colour, resize, orient, encode."""
+def output_format(name: str) -> FormatName:
+    """``name`` as an output format, or ``ValueError``."""
+    for fmt in FORMATS:
+        if fmt == name:
+            return fmt
+    raise ValueError(f"expected format in {FORMATS}, got {name!r}")
 
 
 def _check(data: bytes | bytearray, formats: tuple[str, ...], limits: dict[str, int | None]) -> None:
@@ -37,8 +33,7 @@ def _check(data: bytes | bytearray, formats: tuple[str, ...], limits: dict[str, 
     if not formats:
         raise ValueError("expected at least one format, got none")
     for fmt in formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"expected format in {FORMATS}, got {fmt!r}")
+        output_format(fmt)
     if len(set(formats)) != len(formats):
         raise ValueError(f"expected distinct formats, got {formats}")
     for name, limit in limits.items():
@@ -51,7 +46,7 @@ def _check(data: bytes | bytearray, formats: tuple[str, ...], limits: dict[str, 
 def render_formats(
     data: bytes | bytearray,
     preset: str | Preset,
-    formats: tuple[str, ...] = ("jpeg",),
+    formats: Iterable[str] = ("jpeg",),
     *,
     max_pixels: int | None = None,
     max_input_bytes: int | None = None,
@@ -63,7 +58,7 @@ def render_formats(
 
 def render_presets(
     data: bytes | bytearray,
-    presets: Mapping[str, tuple[str, ...]],
+    presets: Mapping[str, Iterable[str]],
     *,
     max_pixels: int | None = None,
     max_input_bytes: int | None = None,
@@ -88,15 +83,17 @@ def _render(
     max_input_bytes: int | None,
 ) -> list[dict[str, Rendition]]:
     """The one native call behind every render: per job (a preset and its formats), the renditions by format."""
-    for _, formats in jobs:
+    checked = []
+    for preset, formats in jobs:
         _check(data, formats, {"max_pixels": max_pixels, "max_input_bytes": max_input_bytes})
+        checked.append((preset, [output_format(fmt) for fmt in formats]))
     per_job = _core.render_many(
         data,
-        jobs=[(p.width, p.height, p.fit, [(fmt, p.quality_for(fmt)) for fmt in formats]) for p, formats in jobs],
+        jobs=[(p.width, p.height, p.fit, [(fmt, p.quality_for(fmt)) for fmt in formats]) for p, formats in checked],
         max_pixels=max_pixels,
         max_input_bytes=max_input_bytes,
     )
-    return [{raw["format"]: _rendition(raw) for raw in raws} for raws in per_job]
+    return [{r.format: r for r in renditions} for renditions in per_job]
 
 
 def render(
@@ -116,17 +113,10 @@ def render(
     return render_formats(data, preset, (format,), max_pixels=max_pixels, max_input_bytes=max_input_bytes)[format]
 
 
-def _rendition(raw: _core.RawRendition) -> Rendition:
-    return Rendition(
-        data=raw["data"],
-        width=raw["width"],
-        height=raw["height"],
-        format=raw["format"],
-        content_type=raw["content_type"],
-        source_format=raw["source_format"],
-        source_width=raw["source_width"],
-        source_height=raw["source_height"],
-        orientation=raw["orientation"],
-        shrink_on_load=raw["shrink_on_load"],
-        timings_ms={stage: raw["timings_ms"][stage] for stage in ("decode", "colour", "resize", "orient", "encode")},
-    )
+def plan(width: int, height: int, preset: str | Preset, *, orientation: int = 1, eighth_is_cheap: bool = False) -> Plan:
+    """The core's own plan for a ``width``×``height`` stored image: the source crop, the output size and the shrink
+    a JPEG decode may take on load. For tools that must decode and crop exactly as the core does (the benchmarks'
+    peers). ``eighth_is_cheap``: the decoder makes a 1/8 image cheaply (a progressive JPEG's DC scans)."""
+    p = resolve(preset)
+    return _core.plan(width, height, box_width=p.width, box_height=p.height, fit=p.fit, orientation=orientation,
+                      eighth_is_cheap=eighth_is_cheap)  # fmt: skip

@@ -39,7 +39,7 @@ pub mod stages {
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-pub use encode::OutputFormat;
+pub use encode::{FormatInfo, OutputFormat, OUTPUT_FORMATS};
 pub use error::{Error, Result};
 pub use geometry::{Fit, Target};
 pub use limits::Limits;

@@ -11,6 +11,32 @@ pub enum Format {
     Avif,
 }
 
+impl Format {
+    /// The name Python and the logs use for it (`source_format`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+            Format::Gif => "gif",
+            Format::Avif => "avif",
+        }
+    }
+
+    /// Every format the core reads.
+    pub const ALL: [Format; 5] = [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Gif,
+        Format::Avif,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
 pub fn sniff(data: &[u8]) -> Result<Format> {
     if data.is_empty() {
         return Err(Error::Decode("input is empty (0 bytes)".into()));

@@ -19,7 +19,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 from PIL import Image
 
-from kiray_imaging.batch import DEPLOYED_FORMATS
+from kiray_imaging.presets import DEPLOYED_FORMATS
 from kiray_imaging.progress import Progress, bounded_map
 
 ROOT = Path(__file__).resolve().parents[2]

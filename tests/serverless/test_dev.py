@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from kiray_imaging.output_keys import rendition_key
-from kiray_imaging.presets import PRESETS
+from kiray_imaging.presets import DEPLOYED_FORMATS, PRESETS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 PHOTO = "Dragonfly_by_Bolly.jpg"  # 13.4 MP JPEG, orientation 1
 SECOND_PHOTO = "Wine_by_Jakub_Mede.jpg"  # portrait: the medium's long side is its height
-# serverless.yml's OUTPUT_FORMAT per function (tests/serverless/test_template.py checks the template says so).
-FORMATS = {"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}
+# serverless.yml's OUTPUT_FORMAT per function (tests/core/test_batch.py checks the template says so).
+FORMATS = DEPLOYED_FORMATS
 PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
 START_TIMEOUT, RENDER_TIMEOUT, STOP_TIMEOUT = 180.0, 60.0, 40.0
 

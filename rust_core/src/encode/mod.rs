@@ -15,19 +15,59 @@ pub enum OutputFormat {
     Webp,
 }
 
+/// What the rest of the system needs to know of an output format: its name (in options, logs and metadata), the
+/// Content-Type it is served with and the extension of its keys and files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatInfo {
+    pub format: OutputFormat,
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub extension: &'static str,
+}
+
+/// Every output format, once. Python reads it (`kiray_imaging._core.OUTPUT_FORMATS`), so a new format is a variant,
+/// a row here and an arm in `encode`.
+pub const OUTPUT_FORMATS: [FormatInfo; 2] = [
+    FormatInfo {
+        format: OutputFormat::Jpeg,
+        name: "jpeg",
+        content_type: "image/jpeg",
+        extension: ".jpg",
+    },
+    FormatInfo {
+        format: OutputFormat::Webp,
+        name: "webp",
+        content_type: "image/webp",
+        extension: ".webp",
+    },
+];
+
 impl OutputFormat {
+    pub fn info(self) -> &'static FormatInfo {
+        OUTPUT_FORMATS
+            .iter()
+            .find(|info| info.format == self)
+            .expect("every OutputFormat has a row in OUTPUT_FORMATS")
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "jpeg",
-            OutputFormat::Webp => "webp",
-        }
+        self.info().name
     }
 
     pub fn content_type(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "image/jpeg",
-            OutputFormat::Webp => "image/webp",
-        }
+        self.info().content_type
+    }
+
+    pub fn extension(self) -> &'static str {
+        self.info().extension
+    }
+
+    /// The format called `name` in `OUTPUT_FORMATS`.
+    pub fn from_name(name: &str) -> Option<OutputFormat> {
+        OUTPUT_FORMATS
+            .iter()
+            .find(|info| info.name == name)
+            .map(|info| info.format)
     }
 }
 
@@ -58,6 +98,16 @@ fn flatten_onto_white(rgba: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_format_has_one_row() {
+        for info in OUTPUT_FORMATS {
+            assert_eq!(info.format.info(), &info);
+            assert_eq!(OutputFormat::from_name(info.name), Some(info.format));
+            assert!(info.extension.starts_with('.'));
+        }
+        assert_eq!(OutputFormat::from_name("avif"), None);
+    }
 
     #[test]
     fn flattening_uses_white() {
