@@ -31,16 +31,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kiray_imaging import config
-from kiray_imaging.batch import DEPLOYED_FORMATS
 from kiray_imaging.logs import configure
-from kiray_imaging.presets import resolve
+from kiray_imaging.presets import DEPLOYED_FORMATS, resolve
 from kiray_imaging.progress import Progress, add_workers_option, bounded_map
 from kiray_imaging.s3_events import S3Object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from kiray_imaging.lambda_pipeline import Outcome
+    from kiray_imaging.outcomes import Outcome
 
 SERVICE = "kiray-imaging"
 MANIFEST_PREFIX = "backfills/manifests/"
@@ -61,17 +60,6 @@ class Listing:
     left_out: Counter[str] = field(default_factory=Counter)
 
 
-def _keep(key: str, size: int, bucket: str, settings: config.Settings) -> str:
-    """Why a listed key is left out, or ``""`` to keep it."""
-    if bucket == settings.dest_bucket and key.startswith(settings.dest_prefix):
-        return "under the destination prefix"
-    if not key.startswith(settings.source_prefix):
-        return "outside the source prefix"
-    if key.endswith("/") or size == 0:
-        return "folder marker or empty"
-    return ""
-
-
 def list_photos(
     s3: S3Client, bucket: str, prefix: str, settings: config.Settings, *, version_ids: bool = False
 ) -> Listing:
@@ -86,9 +74,9 @@ def list_photos(
                 if not v.get("IsLatest"):
                     continue
                 key, size = v["Key"], int(v.get("Size", 0))
-                reason = _keep(key, size, bucket, settings)
+                reason = settings.left_out(bucket, key, size)
                 if reason:
-                    listing.left_out[reason] += 1
+                    listing.left_out[reason.value] += 1
                     continue
                 listing.objects.append(
                     S3Object(bucket, key, size, str(v.get("ETag", "")).strip('"') or None, None, v.get("VersionId"))
@@ -97,9 +85,9 @@ def list_photos(
     for listed in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for o in listed.get("Contents", []):
             key, size = o["Key"], int(o.get("Size", 0))
-            reason = _keep(key, size, bucket, settings)
+            reason = settings.left_out(bucket, key, size)
             if reason:
-                listing.left_out[reason] += 1
+                listing.left_out[reason.value] += 1
                 continue
             listing.objects.append(S3Object(bucket, key, size, str(o.get("ETag", "")).strip('"') or None, None))
     return listing
@@ -284,13 +272,14 @@ class LocalSummary:
     def add(self, outcomes: list[Outcome]) -> None:
         self.objects += 1
         self.renditions += sum(len(o.output_keys) for o in outcomes)
-        failures = [o.detail for o in outcomes if o.status == "failed"]
+        failures = [o.error_class for o in outcomes if o.status == "failed"]
+        skips = [o.skip.value for o in outcomes if o.skip is not None]
         if failures:
             self.failed[failures[0]] += 1
         elif any(o.status == "rendered" for o in outcomes):
             self.rendered += 1
         else:
-            self.skipped[outcomes[0].detail] += 1
+            self.skipped[skips[0]] += 1
 
 
 def _counts(counter: Counter[str]) -> str:
@@ -298,8 +287,10 @@ def _counts(counter: Counter[str]) -> str:
 
 
 def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Listing) -> int:
-    from kiray_imaging.lambda_pipeline import Outcome, error_code, process_object
-    from kiray_imaging.s3_client import S3Error, from_environment
+    from kiray_imaging import outcomes
+    from kiray_imaging.failures import classify
+    from kiray_imaging.process import process_object
+    from kiray_imaging.s3_client import from_environment
 
     started = time.perf_counter()
     configure(settings.log_level)
@@ -311,24 +302,23 @@ def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Lis
     ]
 
     def render(obj: S3Object) -> list[Outcome]:
-        outcomes = []
+        results = []
         for preset, preset_settings in per_preset:
             try:
-                outcomes.append(process_object(s3, preset_settings, preset, obj))
+                results.append(process_object(s3, preset_settings, preset, obj))
             except Exception as e:
                 # What the functions would retry (the client has retried already): a failure of this run.
-                code = error_code(e) if isinstance(e, S3Error) else type(e).__name__
-                outcomes.append(Outcome("failed", obj.key, code, message=str(e)))
-        return outcomes
+                results.append(outcomes.failed(obj.key, classify(e).error_class, str(e)))
+        return results
 
     summary = LocalSummary()
     progress = Progress(len(listing.objects), "photos")
     try:
-        for obj, outcomes in bounded_map(render, listing.objects, args.workers):
-            summary.add(outcomes)
-            for o in outcomes:
+        for obj, results in bounded_map(render, listing.objects, args.workers):
+            summary.add(results)
+            for o in results:
                 if o.status == "failed":
-                    progress.note(f"error: s3://{obj.bucket}/{obj.key}: {o.detail}: {o.message}")
+                    progress.note(f"error: s3://{obj.bucket}/{obj.key}: {o.error_class}: {o.message}")
                     break
             progress.advance()
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,12 +18,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kiray_imaging._core import ImageError
+from kiray_imaging.files import file_mode, write_atomically
 from kiray_imaging.output_keys import rendition_key
+from kiray_imaging.presets import DEPLOYED_FORMATS
 from kiray_imaging.progress import Progress, add_workers_option, bounded_map
 from kiray_imaging.rendering import render_formats
-
-DEPLOYED_FORMATS: dict[str, tuple[str, ...]] = {"thumbnail": ("jpeg",), "medium": ("jpeg", "webp")}
-"""Each function's ``OUTPUT_FORMAT`` in serverless.yml (a test holds the two to each other)."""
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".mpo", ".avif"}
@@ -95,20 +93,7 @@ def find_images(src: Path, dest: Path) -> list[Path]:
     return sorted(found)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    # A crash or a full disk must never leave a half-written rendition behind.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def render_file(path: Path, src: Path, dest: Path, file_mode: int) -> FileResult:
+def render_file(path: Path, src: Path, dest: Path, mode: int) -> FileResult:
     """Every deployed rendition of one file. A bad image fails the file (once, whatever the rendition)."""
     relative = path.relative_to(src)
     try:
@@ -122,7 +107,7 @@ def render_file(path: Path, src: Path, dest: Path, file_mode: int) -> FileResult
                 key = rendition_key(relative.as_posix(), source_prefix="", dest_prefix="", rendition=preset, fmt=fmt)
                 out = dest / key
                 out.parent.mkdir(parents=True, exist_ok=True)
-                _write_atomically(out, rendition.data, file_mode)
+                write_atomically(out, rendition.data, mode)
                 written += 1
                 out_bytes += len(rendition.data)
     except (ImageError, OSError, ValueError) as e:
@@ -137,14 +122,11 @@ def run(
     ``progress_stream`` (stderr) as ``error: <shown_as>/<file>: <ErrorClass>: <reason>`` as they happen."""
     started = time.perf_counter()
     files = find_images(src, dest)
-    # Read once, before the threads start: reading the umask means setting it.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    file_mode = 0o666 & ~umask
+    mode = file_mode()  # once, before the threads start
     summary, failures = Summary(workers=workers), []
     progress = Progress(len(files), "files", progress_stream)
     try:
-        for _, result in bounded_map(lambda p: render_file(p, src, dest, file_mode), files, workers):
+        for _, result in bounded_map(lambda p: render_file(p, src, dest, mode), files, workers):
             summary.add(result)
             if result.error_class:
                 failures.append(result)

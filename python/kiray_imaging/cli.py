@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from kiray_imaging import backfill, batch, verify_layer
 from kiray_imaging._core import ImageError
+from kiray_imaging.files import file_mode, write_atomically
 from kiray_imaging.presets import PRESETS
 from kiray_imaging.rendering import FORMATS, render
 
@@ -30,32 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _umask() -> int:
-    # Reading the umask means setting it: put it straight back (the CLI is single-threaded).
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A crash or a full disk must never leave a half-written file at DEST.
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file owner-only (0600); DEST gets the mode a plain open() would give it.
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _render(args: argparse.Namespace) -> int:
     try:
         data = args.src.read_bytes()
         rendition = render(data, args.preset, format=args.format)
-        _write_atomically(args.output, rendition.data)
+        write_atomically(args.output, rendition.data, file_mode())
     except (ImageError, OSError, ValueError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -72,9 +72,7 @@ def test_the_manifest_lists_the_photos_with_url_encoded_keys(s3: Any, tmp_path: 
     assert "uploads/l1/a%2Bb.jpg" in encoded
     assert "uploads/l1/front%20door.jpg" in encoded
     assert sorted(unquote(key) for key in encoded) == sorted(PHOTOS)
-    assert "(left out: 2 folder marker or empty, 1 outside the source prefix, 1 under the destination prefix)" in (
-        result.stdout
-    )
+    assert "(left out: 2 empty, 1 outside-source, 1 recursion-guard)" in (result.stdout)
 
 
 def test_a_prefix_narrows_the_listing_and_one_outside_the_source_is_refused(s3: Any, tmp_path: Path) -> None:
@@ -223,7 +221,7 @@ def test_local_renders_through_the_pipeline(s3: Any, tmp_path: Path) -> None:
     assert summary[1:4] == [
         "skipped: none",
         "failures: UnsupportedFormatError 1",
-        "left out of the listing: folder marker or empty 2",
+        "left out of the listing: empty 2",
     ]
     assert summary[4].startswith("time: ")
     assert summary[4].endswith(" s wall, 2 workers, 12 renditions written"), summary

@@ -112,7 +112,7 @@ def test_mixed_tasks_get_one_result_each(
         },
         # moto says NoSuchKey; real S3 says AccessDenied to a role without s3:ListBucket (a PermanentFailure).
         {"taskId": "t-2", "resultCode": "Succeeded", "resultString": "skipped: NoSuchKey"},
-        {"taskId": "t-3", "resultCode": "Succeeded", "resultString": "skipped: destination prefix"},
+        {"taskId": "t-3", "resultCode": "Succeeded", "resultString": "skipped: recursion-guard"},
         {
             "taskId": "t-4",
             "resultCode": "TemporaryFailure",
@@ -172,10 +172,10 @@ def test_keys_outside_the_source_prefix_and_empty_objects_succeed_as_skipped(s3:
     ]
     results = invoke(make_handler("thumbnail"), batch_event("2.0", *tasks))["results"]
     assert [(r["resultCode"], r["resultString"]) for r in results] == [
-        ("Succeeded", "skipped: outside source prefix"),
+        ("Succeeded", "skipped: outside-source"),
         ("Succeeded", "skipped: empty"),
         ("Succeeded", "skipped: empty"),
-        ("Succeeded", "skipped: outside source prefix"),
+        ("Succeeded", "skipped: outside-source"),
     ]
     assert keys(s3, "renditions/") == []
 
