@@ -15,7 +15,6 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt
-	@command -v nasm >/dev/null || { echo "setup: nasm is needed to build libjpeg-turbo's SIMD (apt-get install nasm / brew install nasm)"; exit 1; }
 	@command -v cargo >/dev/null || { echo "setup: a Rust toolchain is needed (https://rustup.rs)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -34,7 +33,15 @@ cargo-about:
 	@[ "$$(cargo-about --version 2>/dev/null)" = "cargo-about $(CARGO_ABOUT_VERSION)" ] \
 	  || cargo install --locked --features cli cargo-about@$(CARGO_ABOUT_VERSION)
 
-layer: $(VENV)/.installed cargo-about ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
+# System packages (nasm for the build, Ghostscript's CMYK profile for one test): installed where the machine lets us
+# (apt-get as root or via sudo, Homebrew), else the one command to run is printed.
+.PHONY: system-deps-build system-deps-test
+system-deps-build:
+	@scripts/system-deps.sh nasm
+system-deps-test:
+	@scripts/system-deps.sh cmyk-profile
+
+layer: $(VENV)/.installed cargo-about system-deps-build ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
 	$(PY) layer/build.py
 
 setup: $(VENV)/.installed node_modules/.installed layer ## install everything: .venv, node_modules, the core (for invoke local)
@@ -70,12 +77,12 @@ lint: setup ## ruff, mypy --strict, stub check, rustfmt, clippy -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
-rust-test: ## Rust unit and integration tests (no Python needed), and each per-stage bench run once
+rust-test: system-deps-build ## Rust unit and integration tests (no Python needed), and each per-stage bench run once
 	cargo test --no-default-features
 	cargo test --no-default-features --bench stages
 
 # bench-deps: the quality tool's own tests run its sharp peer for real, not skipped.
-py-test: setup bench-deps
+py-test: setup bench-deps system-deps-test
 	$(PY) -m pytest
 
 test: setup lint rust-test py-test ## every test and static check (what CI runs)
