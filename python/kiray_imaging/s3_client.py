@@ -391,8 +391,9 @@ class S3Client:
         return conn
 
     def _tls_context(self) -> ssl.SSLContext:
-        # One per client: loading the trust store takes ~25 ms, and new connections come with each bucket's host
-        # and after any answer not read to its end. ``ca_bundle``: AWS_CA_BUNDLE as botocore reads it.
+        # One per client: loading the trust store is slow (bench/results/history.md), and new connections come with
+        # each bucket's host and after any answer not read to its end. ``ca_bundle``: AWS_CA_BUNDLE as botocore reads
+        # it.
         if self._tls is None:
             self._tls = ssl.create_default_context(cafile=self._ca_bundle)
         return self._tls
