@@ -7,6 +7,8 @@ stdout is a shell script (commentary as ``#`` lines) to review, then run.
 
 With ``--local`` it renders the photos itself instead, through the same pipeline code as the functions (conditional
 reads and writes included), with a bounded pool of threads: for a few thousand photos, or a bucket on a local S3.
+Either way each photo is rendered under today's key scheme, and its renditions of the scheme before versioned keys
+are deleted. ``--orphans`` then finds what nothing needs any more (orphans.py), and ``--delete`` removes it.
 
 Listed and left out: keys outside the source prefix, keys under the destination prefix (renditions), folder markers
 and empty objects — the functions would skip them anyway, and each one a job invokes is billed.
@@ -347,6 +349,8 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if args.orphans:
+        return _orphans(args, settings)
     try:
         listing = list_photos(_client(args.workers), args.bucket, args.prefix, settings, version_ids=args.version_ids)
     except (BotoCoreError, ClientError) as e:
@@ -356,6 +360,29 @@ def _main(args: argparse.Namespace) -> int:
     if args.local:
         return _run_local(args, settings, listing)
     return _write_manifest(args, settings, listing)
+
+
+def _orphans(args: argparse.Namespace, settings: config.Settings) -> int:
+    import datetime
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from kiray_imaging import orphans
+
+    s3 = _client(args.workers)
+    try:
+        sweep = orphans.find(s3, settings, min_age=datetime.timedelta(minutes=args.min_age_minutes))
+        orphans.report(sweep, settings.dest_bucket)
+        if args.delete:
+            deleted = orphans.delete(s3, settings.dest_bucket, sweep.keys())
+            print(f"deleted: {deleted} keys")
+        elif sweep.keys():
+            print(f"# dry run: add --delete to delete these {len(sweep.keys())} keys")
+    except (BotoCoreError, ClientError, RuntimeError) as e:
+        name = str(e.response.get("Error", {}).get("Code")) if isinstance(e, ClientError) else type(e).__name__
+        print(f"error: {name}: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def register(commands: Any) -> None:
@@ -372,6 +399,11 @@ def register(commands: Any) -> None:
     mode.add_argument("--manifest-out", type=Path, default=Path("backfill-manifest.csv"), metavar="FILE",
                       help="where to write the manifest (default: %(default)s)")  # fmt: skip
     mode.add_argument("--local", action="store_true", help="render the photos here instead, through the pipeline")
+    mode.add_argument(
+        "--orphans",
+        action="store_true",
+        help="list renditions nothing needs any more (old key scheme, deleted uploads, leftovers)",
+    )
     p.add_argument("--version-ids", action="store_true",
                    help="name each photo's current version in the manifest (versioned buckets)")  # fmt: skip
     deployed = p.add_argument_group("the deployment (defaults: serverless.yml's)")
@@ -382,6 +414,14 @@ def register(commands: Any) -> None:
     deployed.add_argument("--region", help="default: the AWS CLI/boto3 region, else us-east-1")
     deployed.add_argument("--account-id", help="default: looked up by the printed script (aws sts)")
     deployed.add_argument("--role-arn", help="default: looked up by the printed script (stack output BackfillRoleArn)")
+    sweep = p.add_argument_group("--orphans")
+    sweep.add_argument("--delete", action="store_true", help="delete the orphans found (default: only list them)")
+    sweep.add_argument(
+        "--min-age-minutes",
+        type=float,
+        default=60.0,
+        help="only keys older than this are orphans (a function may be mid-write; default: 60)",
+    )
     local = p.add_argument_group("--local")
     add_workers_option(local)
     local.add_argument("--log-level", default="ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"),

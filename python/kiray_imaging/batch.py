@@ -1,6 +1,7 @@
 """`kiray-imaging batch SRC_DIR DEST_DIR`: every image under SRC_DIR rendered as the deployed functions render an
 upload — thumbnail (JPEG) and medium (JPEG + WebP) — into DEST_DIR laid out like the bucket's ``renditions/``
-(``DEST_DIR/thumbnail/l42/front.jpg``), by a bounded pool of threads, with a progress bar and a summary.
+(``DEST_DIR/thumbnail/l42/front.jpg/<token>.jpg``, output_keys.py), by a bounded pool of threads, with a progress bar
+and a summary.
 
 Exit status: 0 when every file rendered, 1 when any failed (each failure is one ``error:`` line on stderr), 2 for
 bad arguments.
@@ -9,6 +10,7 @@ bad arguments.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -19,7 +21,7 @@ from typing import Any, TextIO
 
 from kiray_imaging._core import ImageError
 from kiray_imaging.files import file_mode, write_atomically
-from kiray_imaging.output_keys import rendition_key
+from kiray_imaging.output_keys import rendition_key, version_token
 from kiray_imaging.presets import DEPLOYED_FORMATS
 from kiray_imaging.progress import Progress, add_workers_option, bounded_map
 from kiray_imaging.rendering import render_formats
@@ -101,10 +103,13 @@ def render_file(path: Path, src: Path, dest: Path, mode: int) -> FileResult:
     except OSError as e:
         return FileResult(relative, error_class=type(e).__name__, message=str(e))
     written = out_bytes = 0
+    # The token S3 would give these bytes uploaded in one part (the MD5 is their ETag): the bucket's layout, locally.
+    token = version_token(hashlib.md5(data, usedforsecurity=False).hexdigest())
     try:
         for preset, formats in DEPLOYED_FORMATS.items():
             for fmt, rendition in render_formats(data, preset, formats).items():
-                key = rendition_key(relative.as_posix(), source_prefix="", dest_prefix="", rendition=preset, fmt=fmt)
+                key = rendition_key(relative.as_posix(), source_prefix="", dest_prefix="", rendition=preset, fmt=fmt,
+                                    token=token)  # fmt: skip
                 out = dest / key
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_atomically(out, rendition.data, mode)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kiray_imaging import backfill, batch, verify_layer
+from kiray_imaging import backfill, batch, bucket_setup, verify_layer
 from kiray_imaging._core import ImageError
 from kiray_imaging.files import file_mode, write_atomically
 from kiray_imaging.presets import PRESETS
@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     verify_layer.add_parser(commands)
     batch.register(commands)
     backfill.register(commands)
+    bucket_setup.register(commands)
     return parser
 
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return _render(args)
     if args.command == "verify-layer":
         return verify_layer.run(args)
-    if args.command in ("batch", "backfill"):
+    if args.command in ("batch", "backfill", "bucket-setup"):
         return int(args.run(args))
     raise AssertionError(args.command)
 

@@ -19,14 +19,13 @@ from kiray_imaging.logs import append_keys, configure, log
 from kiray_imaging.outcomes import Outcome, Status
 from kiray_imaging.presets import Preset, resolve
 from kiray_imaging.process import process_object
-from kiray_imaging.rendition_writes import RenditionWriteConflictError, newer_rendition_exists, rendition_metadata
+from kiray_imaging.rendition_writes import RenditionWriteConflictError
 from kiray_imaging.report import report_retry
 from kiray_imaging.s3_client import S3Client, from_environment
 from kiray_imaging.s3_events import EventShapeError, S3Object, objects_from_event
 
 __all__ = ["Handler", "Outcome", "RenditionWriteConflictError", "Status", "batch_task_result", "error_code",
-           "is_permanent", "make_handler", "newer_rendition_exists", "process_all", "process_object",
-           "rendition_metadata", "s3_client"]  # fmt: skip
+           "is_permanent", "make_handler", "process_all", "process_object", "s3_client"]  # fmt: skip
 
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
@@ -130,13 +129,15 @@ def make_handler(preset_name: str) -> Handler:
             return {
                 "rendition": preset.name,
                 "rendered": [],
+                "removed": [],
                 "skipped": [],
                 "failed": [{"error_class": "EventShapeError"}],
             }
         outcomes = process_all(s3, settings, preset, objects)
         return {
             "rendition": preset.name,
-            "rendered": [key for o in outcomes for key in o.output_keys],
+            "rendered": [key for o in outcomes if o.status == "rendered" for key in o.output_keys],
+            "removed": [key for o in outcomes if o.status == "removed" for key in o.output_keys],
             "skipped": [o.key for o in outcomes if o.status == "skipped"],
             "failed": [{"key": o.key, "error_class": o.error_class} for o in outcomes if o.status == "failed"],
         }

@@ -4,6 +4,7 @@ CloudWatch turns into metrics, with no API call, no extra permission and no late
 Namespace ``KirayImaging``; dimensions ``service`` and ``rendition`` (thumbnail, medium):
 - ``RenditionsMade`` (count) and the stage durations ``DownloadMs``, ``DecodeMs``, ``ColourMs``, ``ResizeMs``,
   ``OrientMs``, ``EncodeMs``, ``UploadMs`` (milliseconds), one value per rendition written;
+- ``RenditionsRemoved`` (count): files deleted, of a deleted upload or superseded by a newer one;
 - ``Skipped`` (count) per object there was nothing to do for (superseded, empty, outside the prefixes);
 - ``Failures`` (count) with a third dimension ``error_class`` (DecodeError, AccessDenied, ...), so an alarm can
   watch one class, and ``Retries`` the same way for transient errors (SlowDown, timeouts) that Lambda or Batch
@@ -28,6 +29,11 @@ def rendered(stages_ms: Mapping[str, float]) -> None:
     _metrics.add_metric(name="RenditionsMade", unit=MetricUnit.Count, value=1)
     for stage, ms in stages_ms.items():
         _metrics.add_metric(name=f"{stage.capitalize()}Ms", unit=MetricUnit.Milliseconds, value=ms)
+
+
+def removed(files: int) -> None:
+    """Rendition files deleted: of a deleted upload, or superseded by a newer one."""
+    _metrics.add_metric(name="RenditionsRemoved", unit=MetricUnit.Count, value=files)
 
 
 def skipped() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["rendered", "skipped", "failed"]
+Status = Literal["rendered", "removed", "skipped", "failed"]
 
 
 class Skip(enum.Enum):
@@ -25,7 +25,7 @@ class Skip(enum.Enum):
     RECURSION_GUARD = "recursion-guard"
     OUTSIDE_SOURCE = "outside-source"
     EMPTY = "empty"
-    NO_SUCH_KEY = "NoSuchKey"
+    DELETED = "deleted"
     SUPERSEDED = "superseded"
 
     @property
@@ -43,7 +43,7 @@ _SKIPS: dict[Skip, tuple[int, str]] = {
     Skip.RECURSION_GUARD: (logging.WARNING, "key is under the destination prefix"),
     Skip.OUTSIDE_SOURCE: (logging.WARNING, "key is outside the source prefix"),
     Skip.EMPTY: (logging.INFO, "folder marker or empty object"),
-    Skip.NO_SUCH_KEY: (logging.WARNING, "object deleted before processing"),
+    Skip.DELETED: (logging.INFO, "the upload was deleted before it was rendered"),
     Skip.SUPERSEDED: (logging.INFO, "superseded, a newer upload of the key is rendered by its own event"),
 }
 
@@ -59,12 +59,17 @@ class Outcome:
     message: str = ""
     """What went wrong, for a person: the line an operator reads in a log or a Batch Operations report."""
     output_keys: tuple[str, ...] = ()
+    """``rendered``: the files written; ``removed``: the files deleted (none when the upload had no renditions)."""
     facts: Mapping[str, Any] = field(default_factory=dict)
     """Extra fields for the log line (e.g. the ETag of a superseded event)."""
 
 
 def rendered(key: str, output_keys: tuple[str, ...]) -> Outcome:
     return Outcome("rendered", key, output_keys=output_keys)
+
+
+def removed(key: str, keys: tuple[str, ...]) -> Outcome:
+    return Outcome("removed", key, output_keys=keys)
 
 
 def skipped(key: str, skip: Skip, **facts: Any) -> Outcome:

@@ -1,128 +1,164 @@
-"""Writing a rendition so that a stale event never overwrites a newer one: what each rendition records about its
-source (metadata), and the conditional-write protocol that makes "compare, then write" one step.
+"""Changing an upload's renditions safely: one function's folder of files for one upload (output_keys.py), the
+compare-and-swap of its ``current.json`` (rendition_state.py), and afterwards making the files agree with it.
 
-Each rendition records the version it was made from: ``source-etag``, ``source-sequencer`` (the event's place in S3's
-order of events for the key) and ``source-key`` (percent-encoded; ``source-key-sha256`` when it would not fit S3's
-2 KB of metadata). Writes are conditional: create with ``If-None-Match: *``; if the rendition exists, read its
-metadata and, unless ``Replacement`` says leave it, replace exactly that version (``If-Match: <its ETag>``).
+Why "afterwards" needs care: files and state are separate S3 objects, and S3 has no transaction across objects. A
+stale invocation deletes the files it wrote while another invocation, of a newer upload with the same bytes (the
+same token), is about to point the state at them; an invocation cleaning up what a change superseded can delete
+files that a newer change points at again. So every invocation ends by **settling**: it reads the state again, puts
+back any file the state names that is missing (from its own bytes, or by rendering the state's version again) and
+deletes any file of its own that the state does not name, until one look finds nothing to do. Whichever invocation
+touches a file last then also checks it last, so the files end as the state says (the shuffled-order tests in
+tests/handlers/test_lifecycle_races.py hold this).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from urllib.parse import quote
 
-from kiray_imaging.failures import is_missing, lost_a_race
+from kiray_imaging import config
+from kiray_imaging.failures import is_missing
+from kiray_imaging.lifecycle import Verdict
+from kiray_imaging.output_keys import legacy_rendition_key, pointer_key, rendition_folder
+from kiray_imaging.presets import Preset
+from kiray_imaging.rendition_state import Read, RenditionState, StateChangedError, read, write
 from kiray_imaging.s3_client import PutObjectRequest, S3Client, S3Error
-from kiray_imaging.s3_events import S3Object, sequencer_is_newer
 
-_WRITE_ATTEMPTS = 3
+_ATTEMPTS = 3
 # S3 allows 2 KB of user metadata (names + values, UTF-8); a longer source key is stored as its sha256.
 _MAX_SOURCE_KEY_METADATA = 1024
-_SOURCE_KEY_FIELDS = ("source-key", "source-key-sha256")
 
-Replacement = Callable[[Mapping[str, str]], "Mapping[str, str] | None"]
-"""Given an existing rendition's metadata: the metadata to replace it with, or ``None`` to leave it alone."""
+Decide = Callable[[RenditionState | None], tuple[Verdict, RenditionState | None]]
+"""Given the state now: the verdict, and the state to write for ``APPLY`` / ``SAME`` (``None`` to leave it)."""
+Repair = Callable[[RenditionState], Mapping[str, PutObjectRequest]]
+"""Given a state whose files are missing: the writes that put them back (by rendering its version again)."""
 
 
 class RenditionWriteConflictError(RuntimeError):
-    """Other writers kept replacing the rendition while this one tried: transient, so Lambda retries the event."""
+    """Other invocations kept changing the state while this one tried: transient, so Lambda retries the event."""
 
 
-def rendition_metadata(obj: S3Object, etag: str) -> dict[str, str]:
-    """What a rendition records about its source: the version it was made from, and that event's place in the
-    order of events for the key. Metadata must be ASCII: the key is percent-encoded."""
+def source_metadata(upload_key: str, etag: str) -> dict[str, str]:
+    """What each rendition file records about its upload (read by the orphan sweep and by people). Metadata must be
+    ASCII: the key is percent-encoded."""
     metadata = {"source-etag": etag}
-    if obj.sequencer:
-        metadata["source-sequencer"] = obj.sequencer
-    key = quote(obj.key, safe="/")
+    key = quote(upload_key, safe="/")
     if len(key) <= _MAX_SOURCE_KEY_METADATA:
         metadata["source-key"] = key
     else:
-        metadata["source-key-sha256"] = hashlib.sha256(obj.key.encode()).hexdigest()
+        metadata["source-key-sha256"] = hashlib.sha256(upload_key.encode()).hexdigest()
     return metadata
 
 
-def _same_source_key(existing: Mapping[str, str], ours: Mapping[str, str]) -> bool:
-    return all(existing.get(name) == ours.get(name) for name in _SOURCE_KEY_FIELDS)
+@dataclass(frozen=True)
+class Folder:
+    """One function's renditions of one upload."""
 
+    s3: S3Client
+    settings: config.Settings
+    preset: Preset
+    upload_key: str
 
-def newer_rendition_exists(existing: Mapping[str, str], ours: Mapping[str, str]) -> bool:
-    """Whether ``existing`` (a rendition's metadata) was made from a later upload of the same key than ``ours``."""
-    theirs, mine = existing.get("source-sequencer"), ours.get("source-sequencer")
-    if not theirs or not mine:
-        return False
-    # Sequencers only order events of one key; another source that maps to the same rendition key is not ordered.
-    return _same_source_key(existing, ours) and sequencer_is_newer(theirs, mine)
+    @property
+    def bucket(self) -> str:
+        return self.settings.dest_bucket
 
+    @property
+    def prefix(self) -> str:
+        s = self.settings
+        return rendition_folder(self.upload_key, source_prefix=s.source_prefix, dest_prefix=s.dest_prefix,
+                                rendition=self.preset.name)  # fmt: skip
 
-def _source_is_current(s3: S3Client, obj: S3Object, etag: str) -> bool:
-    """Whether the source is still the version we rendered (HEAD; the role may GetObject on the source prefix)."""
-    try:
-        current = s3.head_object(Bucket=obj.bucket, Key=obj.key)
-    except S3Error as e:
-        if is_missing(e):
-            return False
-        raise
-    return str(current.get("ETag", "")).strip('"') == etag
+    @property
+    def state_key(self) -> str:
+        s = self.settings
+        return pointer_key(self.upload_key, source_prefix=s.source_prefix, dest_prefix=s.dest_prefix,
+                           rendition=self.preset.name)  # fmt: skip
 
+    def legacy_keys(self) -> list[str]:
+        """Where this upload's renditions were written before versioned keys, in every format the function writes."""
+        s = self.settings
+        return [legacy_rendition_key(self.upload_key, source_prefix=s.source_prefix, dest_prefix=s.dest_prefix,
+                                     rendition=self.preset.name, fmt=fmt) for fmt in s.output_formats]  # fmt: skip
 
-def replacement(s3: S3Client, obj: S3Object, etag: str, ours: Mapping[str, str]) -> Replacement:
-    """When a rendition already exists, whether ours replaces it.
+    def read(self) -> Read:
+        return read(self.s3, self.bucket, self.state_key)
 
-    An event has a ``sequencer``: S3's order of events for the key decides (``newer_rendition_exists``). A Batch
-    Operations task has none — it renders the object as it is now — so there is no order to compare. Instead:
-    a rendition of the same source version is replaced (that is what a backfill is for: new presets or encoder),
-    keeping the event's sequencer so a slow, older event still loses to it; a rendition of another version is
-    replaced only if our source is still the current version. If a newer upload got in between, its own event
-    renders it: we leave its rendition alone, or it replaces ours (ours carries no sequencer to stop it)."""
-    current: list[bool] = []
+    def put(self, requests: Iterable[PutObjectRequest]) -> None:
+        for request in requests:
+            self._check_own(request["Key"])
+            self.s3.put_object(**request)
 
-    def decide(existing: Mapping[str, str]) -> Mapping[str, str] | None:
-        if obj.sequencer:
-            return None if newer_rendition_exists(existing, ours) else ours
-        if _same_source_key(existing, ours) and existing.get("source-etag") == etag:
-            sequencer = existing.get("source-sequencer")
-            return {**ours, "source-sequencer": sequencer} if sequencer else ours
-        if not current:
-            current.append(_source_is_current(s3, obj, etag))
-        return ours if current[0] else None
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._check_own(key)
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
 
-    return decide
-
-
-def _raise_unless_lost_a_race(e: S3Error) -> None:
-    if not lost_a_race(e):
-        raise e
-
-
-def write_rendition(s3: S3Client, request: PutObjectRequest, decide: Replacement) -> bool:
-    """Writes the rendition unless ``decide`` says to leave an existing one alone (``False``), e.g. one made
-    from a later upload of the source.
-
-    Losing a race to another writer means looking again. The existing rendition is only read once S3 has said it
-    exists, so a 403 there is a real refusal, not a missing key."""
-    bucket, key = request["Bucket"], request["Key"]
-    for _ in range(_WRITE_ATTEMPTS):
+    def exists(self, key: str) -> bool:
         try:
-            create: PutObjectRequest = {**request, "IfNoneMatch": "*"}
-            s3.put_object(**create)
-            return True
+            self.s3.head_object(Bucket=self.bucket, Key=key)
         except S3Error as e:
-            _raise_unless_lost_a_race(e)
+            if is_missing(e):
+                return False
+            raise
+        return True
+
+    def _check_own(self, key: str) -> None:
+        # The two functions never touch each other's files: a bug here must fail, not delete a medium.
+        own = f"{self.settings.dest_prefix}{self.preset.name}/"
+        if not key.startswith(own):
+            raise AssertionError(f"{self.preset.name} may only write and delete under {own!r}, not {key!r}")
+
+
+@dataclass(frozen=True)
+class Change:
+    verdict: Verdict
+    before: RenditionState | None
+    after: RenditionState | None
+    """What the state is now, as far as this invocation knows: the written state, or the newer one that won."""
+
+
+def transition(folder: Folder, decide: Decide) -> Change:
+    """Reads the state, asks ``decide``, writes what it says if the state is still what was read; reads again and
+    decides again after losing a race."""
+    for _ in range(_ATTEMPTS):
+        current = folder.read()
+        verdict, new = decide(current.state)
+        if verdict is Verdict.STALE or new is None or new == current.state:
+            return Change(verdict, current.state, current.state)
         try:
-            existing = s3.head_object(Bucket=bucket, Key=key)
-        except S3Error as e:
-            _raise_unless_lost_a_race(e)
+            write(folder.s3, folder.bucket, folder.state_key, new, current)
+        except StateChangedError:
             continue
-        metadata = decide(existing.get("Metadata", {}))
-        if metadata is None:
-            return False
-        try:
-            replace: PutObjectRequest = {**request, "Metadata": dict(metadata), "IfMatch": existing["ETag"]}
-            s3.put_object(**replace)
-            return True
-        except S3Error as e:
-            _raise_unless_lost_a_race(e)
-    raise RenditionWriteConflictError(f"s3://{bucket}/{key} kept changing during {_WRITE_ATTEMPTS} conditional writes")
+        return Change(verdict, current.state, new)
+    raise RenditionWriteConflictError(
+        f"s3://{folder.bucket}/{folder.state_key} kept changing during {_ATTEMPTS} conditional writes"
+    )
+
+
+def settle(folder: Folder, ours: Mapping[str, PutObjectRequest], repair: Repair | None) -> list[str]:
+    """Makes the files agree with the state (see the module's docstring). ``ours``: the files this invocation wrote
+    (or would write), by key. ``repair``: how to render the state's version again when one of its files is missing
+    and not ours. Returns the files the state names that could not be put back (its version is no longer the
+    upload's: the newer upload's own event changes the state)."""
+    gone: set[str] = set()
+    for _ in range(_ATTEMPTS):
+        state = folder.read().state
+        named = set(state.keys) if state is not None and state.kind == "current" else set()
+        gone -= named
+        missing = [key for key in sorted(named) if not folder.exists(key)]
+        stray = [key for key in ours if key not in named and key not in gone]
+        if not missing and not stray:
+            return []
+        folder.delete(stray)
+        gone.update(stray)
+        fixes = {key: ours[key] for key in missing if key in ours}
+        if state is not None and repair is not None and any(key not in ours for key in missing):
+            fixes.update(repair(state))
+        unfixable = [key for key in missing if key not in fixes]
+        folder.put(fixes[key] for key in missing if key in fixes)
+        if unfixable and not stray and len(unfixable) == len(missing):
+            return unfixable
+    raise RenditionWriteConflictError(f"s3://{folder.bucket}/{folder.prefix} kept changing while settling")

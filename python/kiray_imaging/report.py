@@ -13,9 +13,13 @@ from kiray_imaging.outcomes import Outcome
 
 
 def report(outcome: Outcome, rendition: str, where: Mapping[str, Any]) -> None:
-    """The object's one log line and metric for a skip or a failure. (A rendition written logs its own ``rendered``
-    line, with its stage timings, where it is written.)"""
-    if outcome.skip is not None:
+    """The object's one log line and metric for a removal, a skip or a failure. (A rendition written logs its own
+    ``rendered`` line, with its stage timings, where it is written.)"""
+    if outcome.status == "removed":
+        count = len(outcome.output_keys)
+        message = f"removed: {count} renditions" if count else "removed: no renditions to remove"
+        log(logging.INFO, message, **where, removed_keys=list(outcome.output_keys))
+    elif outcome.skip is not None:
         log(outcome.skip.level, f"skipped: {outcome.skip.message}", **where, reason=outcome.skip.value,
             **outcome.facts)  # fmt: skip
         metrics.skipped()

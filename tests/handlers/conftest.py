@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
+from kiray_imaging.lambda_pipeline import Handler, make_handler
+
 if TYPE_CHECKING:
     from tests.handlers.s3_helpers import BUCKET
 else:
@@ -27,3 +29,13 @@ def s3(local_aws: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     client = boto3.client("s3")
     client.create_bucket(Bucket=BUCKET)
     return client
+
+
+@pytest.fixture
+def functions(s3: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Handler]:
+    """Both functions as deployed: the thumbnail in JPEG, the medium in JPEG and WebP."""
+    thumbnail = make_handler("thumbnail")
+    monkeypatch.setenv("OUTPUT_FORMAT", "jpeg,webp")
+    medium = make_handler("medium")
+    monkeypatch.setenv("OUTPUT_FORMAT", "jpeg")
+    return {"thumbnail": thumbnail, "medium": medium}

@@ -17,6 +17,7 @@ from urllib.parse import quote_plus
 from PIL import Image
 
 from kiray_imaging.lambda_pipeline import Handler
+from kiray_imaging.output_keys import version_token
 from kiray_imaging.s3_client import Answer, S3Error, from_environment
 
 BUCKET = "kiray-test-photos"
@@ -82,6 +83,45 @@ def keys(s3: Any, prefix: str = "") -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
 
 
+def files(s3: Any, prefix: str = "renditions/") -> list[str]:
+    """The rendition files under ``prefix``, without the uploads' ``current.json``."""
+    return [key for key in keys(s3, prefix) if not key.endswith("/current.json")]
+
+
+def version_key(s3: Any, upload_key: str, rendition: str = "thumbnail", ext: str = ".jpg", etag: str = "") -> str:
+    """Where the rendition of ``upload_key``'s current version (or of the version with ``etag``) is written."""
+    etag = etag or s3.head_object(Bucket=BUCKET, Key=upload_key)["ETag"]
+    return f"renditions/{rendition}/{upload_key.removeprefix('uploads/')}/{version_token(etag)}{ext}"
+
+
+def state_key(upload_key: str, rendition: str = "thumbnail") -> str:
+    return f"renditions/{rendition}/{upload_key.removeprefix('uploads/')}/current.json"
+
+
+def state_of(s3: Any, upload_key: str, rendition: str = "thumbnail") -> dict[str, Any] | None:
+    """The upload's ``current.json`` for ``rendition``, parsed; ``None`` when there is none."""
+    try:
+        body = s3.get_object(Bucket=BUCKET, Key=state_key(upload_key, rendition))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    state: dict[str, Any] = json.loads(body)
+    return state
+
+
+def delete_record(
+    key: str, sequencer: str, *, bucket: str = BUCKET, name: str = "ObjectRemoved:Delete"
+) -> dict[str, Any]:
+    """The notification record S3 sends for a deletion (no size, no ETag)."""
+    obj = {"key": quote_plus(key, safe="/"), "sequencer": sequencer}
+    return {"eventSource": "aws:s3", "eventName": name, "s3": {"bucket": {"name": bucket}, "object": obj}}
+
+
+def delete(s3: Any, key: str) -> dict[str, Any]:
+    """Deletes ``key`` and returns the record S3 would send."""
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    return delete_record(key, next_sequencer())
+
+
 def client_error(code: str, status: int, operation: str) -> S3Error:
     return S3Error(operation, status, code, code, "r")
 
@@ -140,13 +180,15 @@ def raises(error: Exception) -> Hook:
 
 @contextlib.contextmanager
 def fake_s3(
-    answer: Callable[[str], tuple[int, dict[str, str], bytes]],
+    answer: Callable[..., tuple[int, dict[str, str], bytes]],
     *,
+    by_path: bool = False,
     tls: ssl.SSLContext | None = None,
     peers: list[int] | None = None,
     close_after_reply: bool = False,
 ) -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply.
+    """An HTTP server speaking just enough S3 for one GetObject/PutObject; ``answer(method)`` decides the reply
+    (``answer(method, path)`` with ``by_path``).
     Yields its URL and the methods of the requests it saw, in order; ``peers`` gets each request's client port (one
     port, one connection), ``tls`` makes it HTTPS, ``close_after_reply`` closes each connection after answering
     without saying so (as a server does to an idle keep-alive connection)."""
@@ -160,7 +202,7 @@ def fake_s3(
             seen.append(self.command)
             if peers is not None:
                 peers.append(self.client_address[1])
-            status, headers, body = answer(self.command)
+            status, headers, body = answer(self.command, self.path) if by_path else answer(self.command)
             self.send_response(status)
             for name, value in {**headers, "Content-Length": str(len(body))}.items():
                 self.send_header(name, value)
@@ -169,7 +211,7 @@ def fake_s3(
                 self.wfile.write(body)
             self.close_connection = close_after_reply
 
-        do_GET = do_PUT = do_HEAD = _reply  # noqa: N815
+        do_GET = do_PUT = do_HEAD = do_DELETE = _reply  # noqa: N815
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

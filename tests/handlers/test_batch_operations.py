@@ -14,13 +14,40 @@ from PIL import Image
 
 from kiray_imaging import batch_operations, lambda_pipeline, s3_client
 from kiray_imaging.lambda_pipeline import make_handler
+from kiray_imaging.rendition_state import RenditionState
 from kiray_imaging.s3_client import Answer
 from kiray_imaging.s3_events import EventShapeError
 
 if TYPE_CHECKING:
-    from tests.handlers.s3_helpers import BUCKET, HookedS3, event, invoke, jpeg, keys, log_lines, s3_answer, upload
+    from tests.handlers.s3_helpers import (
+        BUCKET,
+        HookedS3,
+        event,
+        invoke,
+        jpeg,
+        keys,
+        log_lines,
+        s3_answer,
+        state_key,
+        state_of,
+        upload,
+        version_key,
+    )
 else:
-    from s3_helpers import BUCKET, HookedS3, event, invoke, jpeg, keys, log_lines, s3_answer, upload
+    from s3_helpers import (
+        BUCKET,
+        HookedS3,
+        event,
+        invoke,
+        jpeg,
+        keys,
+        log_lines,
+        s3_answer,
+        state_key,
+        state_of,
+        upload,
+        version_key,
+    )
 
 GOOD = "uploads/l1/front door+garden é.jpg"
 BAD = "uploads/l1/notes.jpg"
@@ -93,6 +120,7 @@ def test_mixed_tasks_get_one_result_each(
     tasks = [task(schema, f"t-{n}", key) for n, key in enumerate((GOOD, BAD, MISSING, RENDITION_KEY, FLAKY, LOCKED))]
 
     response = invoke(make_handler("thumbnail"), batch_event(schema, *tasks))
+    good = version_key(s3, GOOD)
 
     assert {k: v for k, v in response.items() if k != "results"} == {
         "invocationSchemaVersion": schema,
@@ -103,7 +131,7 @@ def test_mixed_tasks_get_one_result_each(
         {
             "taskId": "t-0",
             "resultCode": "Succeeded",
-            "resultString": "rendered: renditions/thumbnail/l1/front door+garden é.jpg",
+            "resultString": f"rendered: {good}",
         },
         {
             "taskId": "t-1",
@@ -111,7 +139,7 @@ def test_mixed_tasks_get_one_result_each(
             "resultString": "UnsupportedFormatError: HTML input is not supported",
         },
         # moto says NoSuchKey; real S3 says AccessDenied to a role without s3:ListBucket (a PermanentFailure).
-        {"taskId": "t-2", "resultCode": "Succeeded", "resultString": "skipped: NoSuchKey"},
+        {"taskId": "t-2", "resultCode": "Succeeded", "resultString": "skipped: deleted"},
         {"taskId": "t-3", "resultCode": "Succeeded", "resultString": "skipped: recursion-guard"},
         {
             "taskId": "t-4",
@@ -127,8 +155,9 @@ def test_mixed_tasks_get_one_result_each(
     ]
     # The client retried the throttled read before the task was handed back to S3 to retry; a 403 is not retried.
     assert seen == [FLAKY] * 6 + [LOCKED]  # the first attempt and 5 retries
-    assert keys(s3, "renditions/") == ["renditions/thumbnail/l1/front door+garden é.jpg", RENDITION_KEY]
-    body = s3.get_object(Bucket=BUCKET, Key="renditions/thumbnail/l1/front door+garden é.jpg")["Body"].read()
+    # The bad photo's current.json says it failed; the rendition named as a task is left alone (recursion guard).
+    assert keys(s3, "renditions/") == sorted([good, state_key(GOOD), state_key(BAD), RENDITION_KEY])
+    body = s3.get_object(Bucket=BUCKET, Key=good)["Body"].read()
     assert Image.open(io.BytesIO(body)).size == (400, 300)
     lines = [line for line in log_lines(capsys.readouterr().out) if line["message"] == "batch task"]
     assert [(line["task_id"], line["result_code"]) for line in lines] == [
@@ -143,8 +172,11 @@ def test_schema_1_0_keys_are_decoded_and_2_0_keys_are_not(s3: Any) -> None:
     h = make_handler("thumbnail")
     v1 = {"taskId": "t", "s3Key": "uploads/a+b.jpg", "s3VersionId": None, "s3BucketArn": f"arn:aws:s3:::{BUCKET}"}
     v2 = {"taskId": "t", "s3Key": "uploads/a+b.jpg", "s3VersionId": None, "s3Bucket": BUCKET}
-    assert invoke(h, batch_event("1.0", v1))["results"][0]["resultString"] == "rendered: renditions/thumbnail/a b.jpg"
-    assert invoke(h, batch_event("2.0", v2))["results"][0]["resultString"] == "rendered: renditions/thumbnail/a+b.jpg"
+    spaced, plus = version_key(s3, "uploads/a b.jpg"), version_key(s3, "uploads/a+b.jpg")
+    assert spaced.startswith("renditions/thumbnail/a b.jpg/")
+    assert plus.startswith("renditions/thumbnail/a+b.jpg/")
+    assert invoke(h, batch_event("1.0", v1))["results"][0]["resultString"] == f"rendered: {spaced}"
+    assert invoke(h, batch_event("2.0", v2))["results"][0]["resultString"] == f"rendered: {plus}"
 
 
 def test_the_medium_function_reports_both_formats(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +187,8 @@ def test_the_medium_function_reports_both_formats(s3: Any, monkeypatch: pytest.M
         {
             "taskId": "t",
             "resultCode": "Succeeded",
-            "resultString": "rendered: renditions/medium/l1/a.jpg renditions/medium/l1/a.webp",
+            "resultString": "rendered: "
+            + " ".join(version_key(s3, "uploads/l1/a.jpg", "medium", ext) for ext in (".jpg", ".webp")),
         }
     ]
 
@@ -188,87 +221,95 @@ def test_a_manifest_version_that_is_no_longer_current_is_superseded(s3: Any) -> 
     listed = s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (200, 0, 0)))["VersionId"]
     h = make_handler("thumbnail")
     current = invoke(h, batch_event("2.0", task("2.0", "t", "uploads/a.jpg", listed)))
-    assert current["results"][0]["resultString"] == "rendered: renditions/thumbnail/a.jpg"
+    made = version_key(s3, "uploads/a.jpg")
+    assert current["results"][0]["resultString"] == f"rendered: {made}"
 
     s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (0, 200, 0)))  # replaced since the manifest
-    s3.delete_object(Bucket=BUCKET, Key="renditions/thumbnail/a.jpg")
     stale = invoke(h, batch_event("2.0", task("2.0", "t", "uploads/a.jpg", listed)))
     assert stale["results"] == [{"taskId": "t", "resultCode": "Succeeded", "resultString": "skipped: superseded"}]
-    assert keys(s3, "renditions/") == []  # the newer upload's own event renders it
+    # Left as it was: the newer upload's own event renders it and removes these.
+    assert keys(s3, "renditions/") == sorted([made, state_key("uploads/a.jpg")])
 
 
 def test_a_rerender_of_the_same_version_replaces_the_rendition_and_keeps_the_events_order(s3: Any) -> None:
-    # A backfill after a preset change: the rendition an event made is replaced; it keeps that event's sequencer,
-    # so a slow duplicate of an *older* event still cannot overwrite it.
+    # A backfill after a preset change: the file an event made is written again; the state keeps that event's
+    # sequencer (a task has none), so the order of later events is still S3's.
     record = upload(s3, "uploads/a.jpg", jpeg(800, 600))
-    etag, sequencer = record["s3"]["object"]["eTag"], record["s3"]["object"]["sequencer"]
-    out = "renditions/thumbnail/a.jpg"
-    metadata = {"source-etag": etag, "source-sequencer": sequencer, "source-key": "uploads/a.jpg"}
-    s3.put_object(Bucket=BUCKET, Key=out, Body=b"made with the old preset", Metadata=metadata)
+    sequencer = record["s3"]["object"]["sequencer"]
     h = make_handler("thumbnail")
+    invoke(h, event(record))
+    out = version_key(s3, "uploads/a.jpg")
+    metadata = s3.head_object(Bucket=BUCKET, Key=out)["Metadata"]
+    s3.put_object(Bucket=BUCKET, Key=out, Body=b"made with the old preset", Metadata=metadata)
 
     result = invoke(h, batch_event("2.0", task("2.0", "t", "uploads/a.jpg")))
 
-    assert result["results"][0]["resultCode"] == "Succeeded"
+    assert result["results"][0]["resultString"] == f"rendered: {out}"
     replaced = s3.get_object(Bucket=BUCKET, Key=out)
     assert Image.open(io.BytesIO(replaced["Body"].read())).size == (400, 300)
     assert replaced["Metadata"] == metadata
+    state = state_of(s3, "uploads/a.jpg")
+    assert state is not None
+    assert state["upload"]["sequencer"] == sequencer
+    # A slow duplicate of an *older* event of the same bytes re-renders the same version, and moves nothing back.
     earlier = f"{int(sequencer, 16) - 1:0{len(sequencer)}X}"
     older = {**record, "s3": {**record["s3"], "object": {**record["s3"]["object"], "sequencer": earlier}}}
-    assert invoke(h, event(older))["skipped"] == ["uploads/a.jpg"]
+    assert invoke(h, event(older))["rendered"] == [out]
+    assert (state_of(s3, "uploads/a.jpg") or {})["upload"]["sequencer"] == sequencer
 
 
 def test_a_rendition_of_another_version_is_replaced_while_the_source_is_current(s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
-    s3.put_object(
-        Bucket=BUCKET,
-        Key="renditions/thumbnail/a.jpg",
-        Body=b"an old upload's rendition",
-        Metadata={"source-etag": "0ld", "source-sequencer": "0A", "source-key": "uploads/a.jpg"},
-    )
-    result = invoke(make_handler("thumbnail"), batch_event("1.0", task("1.0", "t", "uploads/a.jpg")))
-    assert result["results"][0]["resultString"] == "rendered: renditions/thumbnail/a.jpg"
-    assert "source-sequencer" not in s3.head_object(Bucket=BUCKET, Key="renditions/thumbnail/a.jpg")["Metadata"]
+    old = upload(s3, "uploads/a.jpg", jpeg(800, 600, (200, 0, 0)))
+    h = make_handler("thumbnail")
+    invoke(h, event(old))
+    before = version_key(s3, "uploads/a.jpg")
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (0, 200, 0)))  # its event was lost
+    result = invoke(h, batch_event("1.0", task("1.0", "t", "uploads/a.jpg")))
+    after = version_key(s3, "uploads/a.jpg")
+    assert result["results"][0]["resultString"] == f"rendered: {after}"
+    assert keys(s3, "renditions/") == sorted([after, state_key("uploads/a.jpg")])
+    state = state_of(s3, "uploads/a.jpg") or {}
+    # No sequencer: the task ordered itself by a HEAD of the upload, and so will later events.
+    assert "sequencer" not in state["upload"]
+    assert state["superseded"] == [before]
 
 
 def test_a_newer_upload_during_the_task_wins(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Between our read and our write the photo is replaced and its own event writes its rendition: the task sees
-    # a rendition of another version, finds its source no longer current, and leaves the newer rendition alone.
+    # Between our read and our change of state the photo is replaced and its own event renders it: the task finds
+    # a state it cannot order by sequencer, asks S3 which version is current, and removes what it wrote.
     s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (200, 0, 0)))
-    out = "renditions/thumbnail/a.jpg"
+    ours = version_key(s3, "uploads/a.jpg")
+    newer: list[str] = []
 
     def newer_upload(kwargs: dict[str, Any]) -> None:
-        if "IfNoneMatch" in kwargs:
-            s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (0, 200, 0)))
-            s3.put_object(
-                Bucket=BUCKET,
-                Key=out,
-                Body=b"the newer upload's rendition",
-                Metadata={"source-etag": "new", "source-sequencer": "0B", "source-key": "uploads/a.jpg"},
-            )
+        if not newer:
+            record = upload(s3, "uploads/a.jpg", jpeg(800, 600, (0, 200, 0)))
+            newer.extend(invoke(make_handler("thumbnail"), event(record))["rendered"])
 
-    hooked = HookedS3({("put_object", out): newer_upload})
+    hooked = HookedS3({("put_object", ours): newer_upload})
     monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: hooked)
     result = invoke(make_handler("thumbnail"), batch_event("2.0", task("2.0", "t", "uploads/a.jpg")))
     assert result["results"] == [{"taskId": "t", "resultCode": "Succeeded", "resultString": "skipped: superseded"}]
-    assert s3.get_object(Bucket=BUCKET, Key=out)["Body"].read() == b"the newer upload's rendition"
-    assert [name for name, _ in hooked.calls] == ["get_object", "put_object", "head_object", "head_object"]
+    assert keys(s3, "renditions/") == sorted([*newer, state_key("uploads/a.jpg")])
+    assert green(s3.get_object(Bucket=BUCKET, Key=newer[0])["Body"].read())
 
 
-def test_a_rendition_write_that_keeps_losing_races_is_a_temporary_failure(
-    s3: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def green(body: bytes) -> bool:
+    r, g, _ = Image.open(io.BytesIO(body)).convert("RGB").getpixel((10, 10))  # type: ignore[misc]
+    return bool(g > 150 and r < 60)
+
+
+def test_a_state_that_keeps_changing_is_a_temporary_failure(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
-    out = "renditions/thumbnail/a.jpg"
-
+    state = state_key("uploads/a.jpg")
     writes = iter(range(100))
 
     def other_writer(kwargs: dict[str, Any]) -> None:
-        s3.put_object(
-            Bucket=BUCKET, Key=out, Body=f"another writer {next(writes)}".encode(), Metadata={"source-etag": "x"}
-        )
+        # Another invocation changes the state just before each of our writes: our compare-and-swap never holds.
+        other = RenditionState("failed", "uploads/a.jpg", f"{next(writes):032x}", None)
+        s3.put_object(Bucket=BUCKET, Key=state, Body=other.to_bytes())
 
-    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3({("put_object", out): other_writer}))
+    monkeypatch.setattr(lambda_pipeline, "s3_client", lambda: HookedS3({("put_object", state): other_writer}))
     (result,) = invoke(make_handler("thumbnail"), batch_event("2.0", task("2.0", "t", "uploads/a.jpg")))["results"]
     assert result["resultCode"] == "TemporaryFailure"
     assert result["resultString"].startswith("RenditionWriteConflictError: s3://")

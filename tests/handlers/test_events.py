@@ -37,12 +37,25 @@ def test_s3_test_event_is_ignored() -> None:
     assert objects_from_event(load("s3_test_event.json")) == []
 
 
-def test_non_creation_events_are_ignored() -> None:
+def test_deletions_in_both_shapes() -> None:
+    (obj,) = objects_from_event(load("eventbridge_object_deleted.json"))
+    assert obj == S3Object("kiray-test-photos", "uploads/listing-7/living room.jpg", None, None, "00617F0829A2B3C4D5",
+                           deleted=True)  # fmt: skip
+    # A delete, a delete marker (versioned bucket) and a lifecycle expiration: all three are the upload going.
+    assert objects_from_event(load("s3_notification_removed.json")) == [
+        S3Object("kiray-test-photos", "uploads/listing-7/front door + porch.jpg", None, None, "0A1B2C3D4E5F678903",
+                 deleted=True),
+        S3Object("kiray-test-photos", "uploads/listing-7/küche.png", None, None, "0A1B2C3D4E5F678904", deleted=True),
+        S3Object("kiray-test-photos", "uploads/listing-7/old.jpg", None, None, "0A1B2C3D4E5F678905", deleted=True),
+    ]  # fmt: skip
+
+
+def test_other_events_are_ignored() -> None:
     event = load("s3_notification_two_records.json")
-    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    event["Records"][0]["eventName"] = "ObjectRestore:Completed"
     assert [o.key for o in objects_from_event(event)] == ["uploads/listing-7/küche.png"]
     bridge = load("eventbridge_object_created.json")
-    bridge["detail-type"] = "Object Deleted"
+    bridge["detail-type"] = "Object Tags Added"
     assert objects_from_event(bridge) == []
 
 
@@ -54,6 +67,9 @@ def test_non_creation_events_are_ignored() -> None:
         {"Records": [{"eventSource": "aws:sqs"}]},
         {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {}}}]},
         {"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": {"name": 1}, "object": {}}},
+        {"source": "aws.s3", "detail-type": "Object Deleted", "detail": {"bucket": {"name": "b"}, "object": {}}},
+        {"source": "aws.s3", "detail-type": "Object Deleted", "detail": "nope"},
+        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "b"}}}]},
     ],
 )
 def test_malformed_events_raise_a_shape_error(event: dict[str, Any]) -> None:

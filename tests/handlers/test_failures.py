@@ -8,7 +8,7 @@ import contextlib
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,34 +25,43 @@ if TYPE_CHECKING:
         BUCKET,
         HookedS3,
         client_error,
+        delete_record,
         event,
         fake_s3,
+        files,
         invoke,
         jpeg,
         keys,
         log_lines,
+        next_sequencer,
         raises,
         s3_error,
+        state_key,
         upload,
+        version_key,
     )
 else:
     from s3_helpers import (
         BUCKET,
         HookedS3,
         client_error,
+        delete_record,
         event,
         fake_s3,
+        files,
         invoke,
         jpeg,
         keys,
         log_lines,
+        next_sequencer,
         raises,
         s3_error,
+        state_key,
         upload,
+        version_key,
     )
 
 ROOT = Path(__file__).resolve().parents[2]
-RENDITION = "renditions/thumbnail/l1/{}.jpg"
 
 
 def hooked_handler(s3: Any, monkeypatch: pytest.MonkeyPatch, hooks: dict[tuple[str, str], Any]) -> Any:
@@ -78,7 +87,7 @@ def test_permanent_s3_errors_are_logged_once_and_not_raised(
     s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], operation: str, code: str, status: int
 ) -> None:
     record = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
-    key = "uploads/l1/a.jpg" if operation == "get_object" else RENDITION.format("a")
+    key = "uploads/l1/a.jpg" if operation == "get_object" else version_key(s3, "uploads/l1/a.jpg")
     api = "GetObject" if operation == "get_object" else "PutObject"
     h = hooked_handler(s3, monkeypatch, {(operation, key): raises(client_error(code, status, api))})
     result = invoke(h, event(record))
@@ -91,17 +100,17 @@ def test_permanent_s3_errors_are_logged_once_and_not_raised(
         "error_class": code,
         "operation": api,
     }
-    assert keys(s3, "renditions/") == []
+    assert files(s3) == []
 
 
 def test_head_of_an_existing_rendition_refused_is_permanent(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # HEAD errors have no body: the client reports "403". Only reached once S3 said the rendition exists, so it is a
-    # real refusal (a missing permission), not the 403 a missing key gives without ListBucket.
+    # HEAD errors have no body: the client reports "403". A rendition the state names is checked after the change
+    # (rendition_writes.settle): refused there, it is a real refusal (a missing permission), not a retry's business.
     first = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
     invoke(make_handler("thumbnail"), event(first))
     second = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600, (0, 200, 0)))
     refused = raises(client_error("403", 403, "HeadObject"))
-    h = hooked_handler(s3, monkeypatch, {("head_object", RENDITION.format("a")): refused})
+    h = hooked_handler(s3, monkeypatch, {("head_object", version_key(s3, "uploads/l1/a.jpg")): refused})
     assert invoke(h, event(second))["failed"] == [{"key": "uploads/l1/a.jpg", "error_class": "AccessDenied"}]
 
 
@@ -111,8 +120,9 @@ def test_a_permanent_error_in_the_middle_does_not_stop_the_others(s3: Any, monke
     h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
     result = invoke(h, event(*records))
     assert result["failed"] == [{"key": "uploads/l1/b.jpg", "error_class": "KMS.DisabledException"}]
-    assert result["rendered"] == [RENDITION.format("a"), RENDITION.format("c")]
-    assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
+    made = [version_key(s3, f"uploads/l1/{name}.jpg") for name in "ac"]
+    assert result["rendered"] == made
+    assert files(s3) == made
 
 
 # --- Transient: raised, so Lambda retries -------------------------------------------------------------------------
@@ -133,7 +143,7 @@ def test_transient_errors_are_raised_so_lambda_retries(
     s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], operation: str, error: Exception
 ) -> None:
     record = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
-    key = "uploads/l1/a.jpg" if operation == "get_object" else RENDITION.format("a")
+    key = "uploads/l1/a.jpg" if operation == "get_object" else version_key(s3, "uploads/l1/a.jpg")
     h = hooked_handler(s3, monkeypatch, {(operation, key): raises(error)})
     with pytest.raises(type(error)):
         invoke(h, event(record))
@@ -148,7 +158,7 @@ def test_a_transient_error_in_the_middle_is_raised_after_the_others(s3: Any, mon
     h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
     with pytest.raises(S3Error, match="SlowDown"):
         invoke(h, event(*records))
-    assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
+    assert files(s3) == [version_key(s3, f"uploads/l1/{name}.jpg") for name in "ac"]
 
 
 @pytest.mark.parametrize(("method", "status", "code"), [("GET", 503, "SlowDown"), ("PUT", 500, "InternalError")])
@@ -159,12 +169,14 @@ def test_the_client_retries_then_the_handler_raises(
     photo = jpeg(800, 600)
     monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
 
-    def answer(request_method: str) -> tuple[int, dict[str, str], bytes]:
+    def answer(request_method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        if path.endswith("/current.json") and request_method == "GET":
+            return s3_error(404, "NoSuchKey")
         if request_method == method:
             return s3_error(status, code)
         return 200, {"ETag": '"e"', "Content-Type": "image/jpeg"}, photo
 
-    with fake_s3(answer) as (url, seen):
+    with fake_s3(answer, by_path=True) as (url, seen):
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         h = make_handler("thumbnail")
         record = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
@@ -184,12 +196,17 @@ class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
 _CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return list(action) if isinstance(action, list) else [str(action)]
+
+
 def deployed_s3_statements() -> list[dict[str, Any]]:
     """The role's S3 statements as serverless.yml deploys them, for this test's bucket."""
     config = yaml.load((ROOT / "serverless.yml").read_text(), Loader=_CfnLoader)
     params = {**config["params"]["default"], "photosBucket": BUCKET}
     statements = config["provider"]["iam"]["role"]["statements"]
-    s3_statements = [s for s in statements if str(s["Action"]).startswith("s3:")]
+    s3_statements = [s for s in statements if all(a.startswith("s3:") for a in _actions(s))]
     resolved = re.sub(r"\$\{param:(\w+)\}", lambda m: str(params[m[1]]), json.dumps(s3_statements))
     assert "${" not in resolved, resolved
     loaded: list[dict[str, Any]] = json.loads(resolved)
@@ -242,20 +259,50 @@ def test_the_deployed_policy_is_enough_and_a_refused_read_is_permanent(
     # the 403 takes the same path as this one.
     records = [upload(s3, key, jpeg(800, 600)) for key in ("uploads/l1/a.jpg", "uploads/locked/b.jpg",
                                                            "uploads/l1/c.jpg")]  # fmt: skip
+    first, third = version_key(s3, "uploads/l1/a.jpg"), version_key(s3, "uploads/l1/c.jpg")
     deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/uploads/locked/*"}
     with as_the_function(local_aws, monkeypatch, [deny]) as uploader:
         h = make_handler("thumbnail")
         result = invoke(h, event(*records))
-        # A new upload of a rendered key: the rendition exists, so the functions read it (HEAD) before replacing it.
+        # A new upload of a rendered key: its files, its current.json, and the old version's files deleted.
         replaced = upload(uploader, "uploads/l1/a.jpg", jpeg(800, 600, (0, 200, 0)))
         again = invoke(h, event(replaced))
+        # And a deletion: the renditions go, the tombstone is tagged for the lifecycle rule.
+        uploader.delete_object(Bucket=BUCKET, Key="uploads/l1/c.jpg")
+        gone = invoke(h, event(delete_record("uploads/l1/c.jpg", next_sequencer())))
+    second = version_key(s3, "uploads/l1/a.jpg")
     assert result["failed"] == [{"key": "uploads/locked/b.jpg", "error_class": "AccessDenied"}]
-    assert result["rendered"] == [RENDITION.format("a"), RENDITION.format("c")]
-    assert again["rendered"] == [RENDITION.format("a")], again
+    assert result["rendered"] == [first, third]
+    assert again["rendered"] == [second], again
+    assert gone["removed"] == [third], gone
     errors = [line for line in log_lines(capsys.readouterr().out) if line["level"] == "ERROR"]
     assert [(e["key"], e["error_class"], e["operation"]) for e in errors] == [
         ("uploads/locked/b.jpg", "AccessDenied", "GetObject")
     ]
-    metadata = s3.head_object(Bucket=BUCKET, Key=RENDITION.format("a"))["Metadata"]
-    assert metadata["source-sequencer"] == replaced["s3"]["object"]["sequencer"]
-    assert keys(s3, "renditions/") == [RENDITION.format("a"), RENDITION.format("c")]
+    assert files(s3) == [second]
+    assert keys(s3, "renditions/") == sorted([second, state_key("uploads/l1/a.jpg"), state_key("uploads/l1/c.jpg")])
+    tags = s3.get_object_tagging(Bucket=BUCKET, Key=state_key("uploads/l1/c.jpg"))["TagSet"]
+    assert tags == [{"Key": "kiray-imaging", "Value": "deleted"}]
+
+
+def test_the_deployed_policy_never_reaches_uploads_or_other_prefixes(
+    s3: Any, local_aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Least privilege, exercised: the role may not write or delete an upload, nor touch another prefix.
+    photo = jpeg(80, 60)
+    s3.put_object(Bucket=BUCKET, Key="uploads/l1/a.jpg", Body=photo)
+    s3.put_object(Bucket=BUCKET, Key="other/x.jpg", Body=b"x")
+    with as_the_function(local_aws, monkeypatch, []):
+        client = s3_client.from_environment()
+        refused: list[Callable[[], object]] = [
+            lambda: client.delete_object(Bucket=BUCKET, Key="uploads/l1/a.jpg"),
+            lambda: client.put_object(Bucket=BUCKET, Key="uploads/l1/a.jpg", Body=b"overwritten"),
+            lambda: client.delete_object(Bucket=BUCKET, Key="other/x.jpg"),
+            lambda: client.get_object(Bucket=BUCKET, Key="other/x.jpg"),
+        ]
+        for call in refused:
+            with pytest.raises(S3Error, match="AccessDenied"):
+                call()
+        client.delete_object(Bucket=BUCKET, Key="renditions/thumbnail/l1/a.jpg/0123456789abcdef.jpg")
+    assert s3.get_object(Bucket=BUCKET, Key="uploads/l1/a.jpg")["Body"].read() == photo
+    assert s3.get_object(Bucket=BUCKET, Key="other/x.jpg")["Body"].read() == b"x"

@@ -38,7 +38,7 @@ def test_a_rendition_logs_one_line_with_its_facts_and_emits_its_metrics(
     assert line["level"] == "INFO"
     assert line["service"] == "kiray-imaging"
     assert line["request_id"] == "req-1234"
-    assert line["location"].startswith("_render_and_write:"), "location must name the caller, not the log helper"
+    assert line["location"].startswith("_log_rendered:"), "location must name the caller, not the log helper"
     assert (line["bucket"], line["key"], line["rendition"]) == (BUCKET, "uploads/l7/kitchen.jpg", "thumbnail")
     assert (line["input_width"], line["input_height"], line["output_width"], line["output_height"]) == (
         1600, 1200, 400, 300,

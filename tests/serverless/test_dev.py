@@ -5,6 +5,7 @@ Ctrl-C stops every process it started."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -25,7 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from kiray_imaging.output_keys import rendition_key
+from kiray_imaging.output_keys import rendition_key, version_token
 from kiray_imaging.presets import DEPLOYED_FORMATS, PRESETS
 
 if TYPE_CHECKING:
@@ -160,10 +161,11 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         uploaded = time.monotonic()
         etag = s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")["ETag"].strip('"')
         wanted = {
-            rendition_key(key, source_prefix="uploads/", dest_prefix="renditions/", rendition=r, fmt=f): (r, f)
+            rendition_key(key, source_prefix="uploads/", dest_prefix="renditions/", rendition=r, fmt=f,
+                          token=version_token(etag)): (r, f)
             for r, formats in FORMATS.items()
             for f in formats
-        }
+        }  # fmt: skip
         seen = wait_for_renditions(s3, bucket, set(wanted), etag, RENDER_TIMEOUT)
         to_both = time.monotonic() - uploaded
         assert set(seen) == set(wanted), f"missing {set(wanted) - set(seen)}:\n{stack.output()[-4000:]}"
@@ -186,7 +188,7 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         stack.wait_for_line(r"kiray-dev: generate-(thumbnail|medium) .*: done", 10)
         time.sleep(1.0)  # room for a recursive invocation to show up, if there were one
         deliveries = [line for line in stack.lines if line.startswith("kiray-dev: generate-")]
-        assert len(deliveries) == 2, deliveries
+        assert len(deliveries) == 2, deliveries  # (before the deletion below, which makes two more)
         assert all(f"s3://{bucket}/{key}: done in" in line for line in deliveries), deliveries
         rendered = [json.loads(line) for line in stack.lines if line.startswith('{"level"')]
         made = {(r["rendition"], r["output_format"], r["key"]) for r in rendered if r["message"] == "rendered"}
@@ -201,15 +203,25 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         assert result.returncode == 0, result.stdout + result.stderr
         with Image.open(corpus / SECOND_PHOTO) as source:
             second_size = source.size
-        saved = sorted(out.rglob("*.*"))
+        token = version_token(hashlib.md5((corpus / SECOND_PHOTO).read_bytes(), usedforsecurity=False).hexdigest())
+        saved = sorted(p for p in out.rglob("*") if p.is_file())
         assert [p.relative_to(out).as_posix() for p in saved] == [
-            "renditions/medium/Wine_by_Jakub_Mede.jpg",
-            "renditions/medium/Wine_by_Jakub_Mede.webp",
-            "renditions/thumbnail/Wine_by_Jakub_Mede.jpg",
+            f"renditions/medium/Wine_by_Jakub_Mede.jpg/{token}.jpg",
+            f"renditions/medium/Wine_by_Jakub_Mede.jpg/{token}.webp",
+            f"renditions/thumbnail/Wine_by_Jakub_Mede.jpg/{token}.jpg",
         ]
         for path in saved:
             with Image.open(path) as image:
-                assert image.size == expected_size(path.parent.name, *second_size), path
+                assert image.size == expected_size(path.parent.parent.name, *second_size), path
+
+        # And its deletion: the command docs/local-dev.md gives removes every rendition of it.
+        command = ["scripts/dev.py", "delete", f"uploads/{SECOND_PHOTO}", "--s3-port", str(s3_port)]
+        result = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "delete: medium: 2 renditions removed" in result.stdout, result.stdout
+        assert "delete: thumbnail: 1 renditions removed" in result.stdout, result.stdout
+        left = s3.list_objects_v2(Bucket=bucket, Prefix="renditions/").get("Contents", [])
+        assert not [o["Key"] for o in left if "Wine" in o["Key"] and not o["Key"].endswith("current.json")]
         each = ", ".join(f"{k.split('/')[1]} {Path(k).suffix} {t:.2f} s" for k, t in sorted(seen.items()))
         print(f"\ndev ({event_shape}): ready after {startup:.1f} s; upload → all renditions {to_both:.2f} s ({each})")
 

@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from kiray_imaging import bucket_setup, orphans
+from kiray_imaging.rendition_state import TOMBSTONE_TAG
+
 FUNCTIONS = {
     "GenerateDashthumbnailLambdaFunction": "generate_thumbnail",
     "GenerateDashmediumLambdaFunction": "generate_medium",
@@ -107,7 +110,7 @@ def test_uploads_fan_out_to_both_functions_through_eventbridge(template: dict[st
     for rule in resources(template, "AWS::Events::Rule").values():
         pattern = rule["Properties"]["EventPattern"]
         assert pattern["source"] == ["aws.s3"]
-        assert pattern["detail-type"] == ["Object Created"]
+        assert pattern["detail-type"] == ["Object Created", "Object Deleted"]  # deleted uploads' renditions go too
         assert pattern["detail"]["bucket"]["name"] == [bucket_name]
         assert pattern["detail"]["object"]["key"] == [{"prefix": "uploads/"}]
         for target in rule["Properties"]["Targets"]:
@@ -160,17 +163,24 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
             assert resource not in ("*", "arn:aws:s3:::*"), s
     actions = {a for s in statements for a in as_list(s["Action"])}
     logs = {"logs:CreateLogStream", "logs:CreateLogGroup", "logs:TagResource", "logs:PutLogEvents"}
-    assert actions == {"s3:GetObject", "s3:PutObject", "sqs:SendMessage", *logs}
-    # S3: read the uploads, write the renditions (and read them back: HEAD before replacing one). Nothing on the
-    # bucket itself (no ListBucket), no delete, nothing outside the two prefixes.
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging", "sqs:SendMessage",
+                       *logs}  # fmt: skip
+    # S3: read the uploads (and HEAD them); write, read back (current.json), delete and tag the renditions. Nothing on
+    # the bucket itself (no ListBucket), nothing outside the two prefixes, and nothing but reading on uploads/.
     s3 = sorted((a, r) for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")
                 for r in as_list(s["Resource"]))  # fmt: skip
+    renditions, uploads = (
+        "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*",
+        "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*",
+    )
     assert s3 == [
-        ("s3:GetObject", "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*"),
-        ("s3:GetObject", "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*"),
-        ("s3:PutObject", "arn:aws:s3:::kiray-imaging-dev-photos/renditions/*"),
+        ("s3:DeleteObject", renditions),
+        ("s3:GetObject", renditions),
+        ("s3:GetObject", uploads),
+        ("s3:PutObject", renditions),
+        ("s3:PutObjectTagging", renditions),
     ]
-    assert ("s3:PutObject", "arn:aws:s3:::kiray-imaging-dev-photos/uploads/*") not in s3  # writes never re-trigger
+    assert [a for a, r in s3 if r == uploads] == ["s3:GetObject"]  # an upload is never written, tagged or deleted
     # SQS: send to the failure queue (Lambda's on-failure destination), that exact queue and nothing else.
     sqs = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
     assert sqs
@@ -265,6 +275,39 @@ def test_the_stack_records_the_layer_sha256(template: dict[str, Any]) -> None:
     assert description.startswith("kiray_imaging native core")
     assert description.endswith(f" sha256 {sha}")
     assert len(description) <= 256
+
+
+def test_deleted_uploads_tombstones_expire_by_the_rule_the_functions_tag_them_for(template: dict[str, Any]) -> None:
+    (rule,) = template["Resources"]["PhotosBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule == {
+        "Id": bucket_setup.RULE_ID,
+        "Status": "Enabled",
+        "Prefix": "renditions/",
+        "TagFilters": [{"Key": key, "Value": value} for key, value in [TOMBSTONE_TAG.split("=", 1)]],
+        "ExpirationInDays": orphans.TOMBSTONE_DAYS,
+    }
+    # The same rule as `kiray-imaging bucket-setup` adds to an existing bucket, in the S3 API's spelling.
+    ours = bucket_setup.tombstone_rule("renditions/")
+    assert (ours["Filter"]["And"]["Prefix"], ours["Filter"]["And"]["Tags"], ours["Expiration"]["Days"]) == (
+        rule["Prefix"], rule["TagFilters"], rule["ExpirationInDays"],
+    )  # fmt: skip
+
+
+def test_an_existing_bucket_is_not_the_stacks(existing_bucket_template: dict[str, Any]) -> None:
+    # --param="createBucket=false": no bucket resource at all; everything else is there, aimed at the given bucket.
+    t = existing_bucket_template
+    assert resources(t, "AWS::S3::Bucket").keys() <= {"ServerlessDeploymentBucket"}
+    for kind in ("AWS::Lambda::Function", "AWS::Events::Rule", "AWS::SQS::Queue", "AWS::CloudWatch::Alarm"):
+        assert resources(t, kind), kind
+    assert {r["Properties"]["EventPattern"]["detail"]["bucket"]["name"][0]
+            for r in resources(t, "AWS::Events::Rule").values()} == {"acme-listing-photos"}  # fmt: skip
+    statements = [s for p in t["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]]  # fmt: skip
+    s3 = {
+        r for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"])) for r in as_list(s["Resource"])
+    }
+    assert s3 == {"arn:aws:s3:::acme-listing-photos/uploads/*", "arn:aws:s3:::acme-listing-photos/renditions/*"}
+    assert t["Outputs"]["PhotosBucketName"]["Value"] == "acme-listing-photos"
 
 
 def test_removing_or_replacing_the_stack_keeps_the_photos_bucket(template: dict[str, Any]) -> None:
