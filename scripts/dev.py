@@ -3,9 +3,10 @@ handlers. No AWS account, no Docker.
 
     python scripts/dev.py [--s3-port 4569] [--lambda-port 3002] [--event-shape eventbridge|s3]
     python scripts/dev.py upload PHOTO [--key uploads/...] [--s3-port 4569]   # from another terminal
+    python scripts/dev.py delete uploads/...                                   # and its renditions go
 
 The stack is `sls offline start --stage local`: serverless-s3-local's S3 on 127.0.0.1, serverless-offline's Lambda,
-and scripts/serverless-dev-plugin.js handing every created object to the functions whose EventBridge rule in
+and scripts/serverless-dev-plugin.js handing every created and deleted object to the functions whose EventBridge rule in
 serverless.yml matches it, as production's EventBridge does (docs/local-dev.md). It runs in the foreground in its own
 process group; Ctrl-C or SIGTERM stops the whole group, the functions' Python processes included.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,9 +24,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -226,56 +229,105 @@ def serve(args: argparse.Namespace) -> int:
             print("dev: stopped", flush=True)
 
 
-def _rendition_key(key: str, rendition: str, fmt: str) -> str:
-    # The pipeline's own naming, from the core installed in this virtualenv (the one the functions run).
-    from kiray_imaging.output_keys import rendition_key
+def _states(key: str) -> dict[str, str]:
+    """Each deployed function's ``current.json`` of ``key``, from the core installed in this virtualenv (the one the
+    functions run): the pipeline's own naming."""
+    from kiray_imaging.output_keys import pointer_key
+    from kiray_imaging.presets import DEPLOYED_FORMATS
 
-    return rendition_key(key, source_prefix=SOURCE_PREFIX, dest_prefix=DEST_PREFIX, rendition=rendition, fmt=fmt)
+    return {r: pointer_key(key, source_prefix=SOURCE_PREFIX, dest_prefix=DEST_PREFIX, rendition=r)
+            for r in DEPLOYED_FORMATS}  # fmt: skip
 
 
-def _made_from(s3: S3Client, bucket: str, key: str, etag: str) -> bool:
+def _state(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     try:
-        head = s3.head_object(Bucket=bucket, Key=key)
+        state: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError:
-        return False
-    return head.get("Metadata", {}).get("source-etag") == etag
+        return None
+    return state
+
+
+def _wait(s3: S3Client, bucket: str, states: dict[str, str], done: Callable[[dict[str, Any]], bool],
+          timeout: float) -> dict[str, tuple[dict[str, Any], float]] | None:  # fmt: skip
+    """Polls each ``current.json`` until ``done`` says so of all; their contents and the seconds each took."""
+    started, seen = time.monotonic(), dict[str, tuple[dict[str, Any], float]]()
+    while len(seen) < len(states):
+        for rendition, state_key in states.items():
+            state = None if rendition in seen else _state(s3, bucket, state_key)
+            if state is not None and done(state):
+                seen[rendition] = (state, time.monotonic() - started)
+        if time.monotonic() - started > timeout:
+            return None
+        time.sleep(0.1)
+    return seen
+
+
+def _bucket_and_key(args: argparse.Namespace, s3: S3Client, default: str) -> tuple[str, str]:
+    key = args.key or default
+    if not key.startswith(SOURCE_PREFIX):
+        raise SystemExit(f"{args.command}: {key!r} is not under {SOURCE_PREFIX}: no function would run")
+    return args.bucket or the_bucket(s3), key
 
 
 def upload(args: argparse.Namespace) -> int:
-    """Uploads a photo, waits until every rendition made from this very upload exists, saves them to --out."""
+    """Uploads a photo, waits until each function's ``current.json`` names this very upload, saves its files."""
     photo = Path(args.photo)
-    key = args.key or f"{SOURCE_PREFIX}{photo.name}"
     s3 = s3_client(args.s3_port)
-    bucket = args.bucket or the_bucket(s3)
-    if not key.startswith(SOURCE_PREFIX):
-        raise SystemExit(f"upload: {key!r} is not under {SOURCE_PREFIX}: no function would run")
-    from kiray_imaging.presets import DEPLOYED_FORMATS  # what the functions write: what `upload` waits for
-
-    wanted = {_rendition_key(key, r, f) for r, formats in DEPLOYED_FORMATS.items() for f in formats}
-    # Renditions of an earlier upload of the same bytes would carry the same source etag: start from none.
-    for out_key in wanted:
-        s3.delete_object(Bucket=bucket, Key=out_key)
-    started = time.monotonic()
+    bucket, key = _bucket_and_key(args, s3, f"{SOURCE_PREFIX}{photo.name}")
+    states = _states(key)
+    # The state of an earlier upload of the same bytes would name this one's files already: start from none.
+    for state_key in states.values():
+        s3.delete_object(Bucket=bucket, Key=state_key)
     etag = s3.put_object(Bucket=bucket, Key=key, Body=photo.read_bytes())["ETag"].strip('"')
     print(f"upload: s3://{bucket}/{key} ({photo.stat().st_size} bytes)", flush=True)
-    done: dict[str, float] = {}
-    while len(done) < len(wanted):
-        for out_key in wanted - set(done):
-            if _made_from(s3, bucket, out_key, etag):
-                done[out_key] = time.monotonic() - started
-        if time.monotonic() - started > args.timeout:
-            missing = sorted(wanted - set(done))
-            print(f"upload: no rendition within {args.timeout:.0f} s for {missing} (see the stack's log)")
-            return 1
-        time.sleep(0.1)
+    seen = _wait(s3, bucket, states, lambda state: state["upload"].get("etag") == etag, args.timeout)
+    if seen is None:
+        print(f"upload: no rendition within {args.timeout:.0f} s (see the stack's log)")
+        return 1
     out = Path(args.out)
-    for out_key, seconds in sorted(done.items()):
-        body = s3.get_object(Bucket=bucket, Key=out_key)["Body"].read()
-        target = out / out_key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
-        print(f"upload: {out_key}: {len(body)} bytes after {seconds:.2f} s → {os.path.relpath(target)}")
+    for rendition, (state, seconds) in sorted(seen.items()):
+        if state["state"] == "failed":
+            error = state["error"]
+            print(f"upload: {rendition}: failed after {seconds:.2f} s: {error['class']}: {error['message']}")
+        for f in state["files"]:
+            body = s3.get_object(Bucket=bucket, Key=f["key"])["Body"].read()
+            target = out / f["key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+            print(f"upload: {f['key']}: {f['width']}x{f['height']}, {len(body)} bytes after {seconds:.2f} s "
+                  f"→ {os.path.relpath(target)}")  # fmt: skip
     return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    """Deletes an upload, waits until each function has removed its renditions, lists what went."""
+    s3 = s3_client(args.s3_port)
+    bucket, key = _bucket_and_key(args, s3, args.key)
+    states = _states(key)
+    s3.delete_object(Bucket=bucket, Key=key)
+    print(f"delete: s3://{bucket}/{key}", flush=True)
+    seen = _wait(s3, bucket, states, lambda state: state["state"] == "deleted", args.timeout)
+    if seen is None:
+        print(f"delete: the renditions were not removed within {args.timeout:.0f} s (see the stack's log)")
+        return 1
+    left = 0
+    for rendition, (state, seconds) in sorted(seen.items()):
+        gone = state.get("superseded", [])
+        still = [k for k in gone if _exists(s3, bucket, k)]
+        left += len(still)
+        print(f"delete: {rendition}: {len(gone)} renditions removed after {seconds:.2f} s"
+              + (f"; still there: {still}" if still else ""))  # fmt: skip
+        for k in gone:
+            print(f"delete:   {k}")
+    return 1 if left else 0
+
+
+def _exists(s3: S3Client, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,12 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upload", help="upload a photo to the running stack and wait for its renditions")
     up.add_argument("photo")
     up.add_argument("--key", help=f"object key (default {SOURCE_PREFIX}<file name>)")
-    up.add_argument("--bucket", help="default: the stack's only bucket")
-    up.add_argument("--s3-port", type=int, default=4569)
-    up.add_argument("--timeout", type=float, default=60.0)
     up.add_argument("--out", default=str(ROOT / "out" / "dev"), help="where to save the renditions")
+    rm = sub.add_parser("delete", help="delete an upload from the running stack and wait for its renditions to go")
+    rm.add_argument("key", help=f"the upload's key, under {SOURCE_PREFIX}")
+    for command in (up, rm):
+        command.add_argument("--bucket", help="default: the stack's only bucket")
+        command.add_argument("--s3-port", type=int, default=4569)
+        command.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
-    return upload(args) if args.command == "upload" else serve(args)
+    commands = {"upload": upload, "delete": delete}
+    return commands[args.command](args) if args.command in commands else serve(args)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,15 @@ ALLOWED = (
     # Run against moto (the S3 ones) and on the corpus, their output held to the page.
     Allowed("docs/backfills.md", "kiray-imaging backfill", "tests/core/test_docs_backfills.py", "def run("),
     Allowed("docs/backfills.md", "kiray-imaging batch", "tests/core/test_docs_backfills.py", "def run("),
+    # An existing bucket: the command against moto (with notifications and rules of its own), the deploy rehearsed.
+    Allowed("docs/deploying.md", "kiray-imaging bucket-setup", "tests/core/test_bucket_setup.py", '"bucket-setup"'),
+    Allowed(
+        "docs/deploying.md",
+        'npx sls deploy --stage "$STAGE" --region "$AWS_REGION" --param="createBucket=false"',
+        "scripts/deploy_local.py",
+        "--param=createBucket=false",
+    ),
+    Allowed("docs/local-dev.md", ".venv/bin/python scripts/dev.py delete", "tests/serverless/test_dev.py", '"delete"'),
     # The create-job script the CLI prints: held equal to the CLI's output there, run by sh in test_backfill.py.
     Allowed("docs/backfills.md", "#!/bin/sh", "tests/core/test_backfill.py", '["sh", "-c", script]'),
 )

@@ -17,3 +17,6 @@ def test_deploy_and_remove_against_moto() -> None:
     assert "deploy-local: ok" in output
     assert "deploy-local: function kiray-imaging-dev-generate-thumbnail: python3.12" in output
     assert "deploy-local: layer " in output
+    # The existing bucket's rehearsal: no bucket of the stack's own, and the bucket kept its own settings.
+    assert "deploy-local: createBucket=false: the stack's buckets ['ServerlessDeploymentBucket']" in output
+    assert "queue notifications ['exports'], rules ['theirs', 'kiray-imaging-tombstones']" in output
