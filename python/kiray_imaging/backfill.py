@@ -289,7 +289,7 @@ def _counts(counter: Counter[str]) -> str:
 
 
 def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Listing) -> int:
-    from kiray_imaging import outcomes
+    from kiray_imaging import events, outcomes
     from kiray_imaging.failures import classify
     from kiray_imaging.process import process_object
     from kiray_imaging.s3_client import from_environment
@@ -298,6 +298,8 @@ def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Lis
     configure(settings.log_level)
     # The functions' own client, so a local run reads and writes exactly as they do (one connection per thread).
     s3 = from_environment(region=_region(args))
+    # Told to the backend only when asked: a laptop's run should not surprise it (the stack's functions always do).
+    publisher = events.Publisher(args.event_bus) if args.event_bus else None
     per_preset = [
         (resolve(name), dataclasses.replace(settings, output_formats=formats))
         for name, formats in DEPLOYED_FORMATS.items()
@@ -307,7 +309,7 @@ def _run_local(args: argparse.Namespace, settings: config.Settings, listing: Lis
         results = []
         for preset, preset_settings in per_preset:
             try:
-                results.append(process_object(s3, preset_settings, preset, obj))
+                results.append(process_object(s3, preset_settings, preset, obj, publisher))
             except Exception as e:
                 # What the functions would retry (the client has retried already): a failure of this run.
                 results.append(outcomes.failed(obj.key, classify(e).error_class, str(e)))
@@ -424,6 +426,8 @@ def register(commands: Any) -> None:
     )
     local = p.add_argument_group("--local")
     add_workers_option(local)
+    local.add_argument("--event-bus", metavar="NAME",
+                       help="publish the functions' events to this EventBridge bus, as they do (default: none)")
     local.add_argument("--log-level", default="ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                        help="JSON log lines on stdout from this level (default: %(default)s)")  # fmt: skip
     p.set_defaults(run=_main)

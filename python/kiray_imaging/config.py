@@ -43,6 +43,8 @@ class Settings:
     max_pixels: int
     cache_control: str
     log_level: str
+    event_bus: str | None = None
+    """``EVENT_BUS_NAME``: where the events for the backend go (events.py); ``None`` publishes none."""
 
     def left_out(self, bucket: str, key: str, size: int | None) -> Skip | None:
         """Why an object is not an upload to render, from its name and size alone (the functions and the backfill
@@ -100,6 +102,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_pixels=_positive_int(env, "MAX_PIXELS", DEFAULT_MAX_PIXELS),
         cache_control=env.get("CACHE_CONTROL", "public, max-age=31536000, immutable"),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        event_bus=env.get("EVENT_BUS_NAME", "").strip() or None,
     )
     if len(settings.dest_prefix.encode()) > MAX_DEST_PREFIX_BYTES:
         raise ConfigError(f"DEST_PREFIX: at most {MAX_DEST_PREFIX_BYTES} bytes (UTF-8), got {settings.dest_prefix!r}")

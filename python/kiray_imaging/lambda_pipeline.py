@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kiray_imaging import __version__, batch_operations, config, metrics, simd_level
+from kiray_imaging import __version__, batch_operations, config, events, metrics, simd_level
 from kiray_imaging.failures import classify, error_code, is_permanent
 from kiray_imaging.logs import append_keys, configure, log
 from kiray_imaging.outcomes import Outcome, Status
@@ -35,14 +35,15 @@ def s3_client() -> S3Client:
     return from_environment()
 
 
-def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects: list[S3Object]) -> list[Outcome]:
+def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects: list[S3Object],
+                publisher: events.Publisher | None = None) -> list[Outcome]:  # fmt: skip
     """Every object gets its turn; a transient error is raised (so Lambda retries the event) only once the others
     are done. A retry renders those again, to the same keys and bytes."""
     outcomes: list[Outcome] = []
     transient: Exception | None = None
     for obj in objects:
         try:
-            outcomes.append(process_object(s3, settings, preset, obj))
+            outcomes.append(process_object(s3, settings, preset, obj, publisher))
         except Exception as e:
             where = {"bucket": obj.bucket, "key": obj.key, "rendition": preset.name}
             report_retry(classify(e).error_class, e, preset.name, where)
@@ -53,7 +54,11 @@ def process_all(s3: S3Client, settings: config.Settings, preset: Preset, objects
 
 
 def batch_task_result(
-    s3: S3Client, settings: config.Settings, preset: Preset, task: batch_operations.Task
+    s3: S3Client,
+    settings: config.Settings,
+    preset: Preset,
+    task: batch_operations.Task,
+    publisher: events.Publisher | None = None,
 ) -> batch_operations.TaskResult:
     """One Batch Operations task through ``process_object``, its outcome as a result code. Never raises: S3
     retries a ``TemporaryFailure`` itself, and an exception would fail every task of the invocation."""
@@ -64,7 +69,7 @@ def batch_task_result(
         return batch_operations.result(task.task_id, "PermanentFailure", f"EventShapeError: {task.problem}")
     obj = task.obj
     try:
-        outcome = process_object(s3, settings, preset, obj)
+        outcome = process_object(s3, settings, preset, obj, publisher)
     except Exception as e:
         code = classify(e).error_class
         where = {"bucket": obj.bucket, "key": obj.key, "rendition": preset.name, "task_id": task.task_id}
@@ -79,14 +84,18 @@ def batch_task_result(
 
 
 def _batch_response(
-    s3: S3Client, settings: config.Settings, preset: Preset, event: Mapping[str, Any]
+    s3: S3Client,
+    settings: config.Settings,
+    preset: Preset,
+    event: Mapping[str, Any],
+    publisher: events.Publisher | None,
 ) -> dict[str, Any]:
     invocation = batch_operations.parse(event)
     if invocation.user_arguments:
         # None are defined; logged so a job created with some is not silently taken to have used them.
         log(logging.WARNING, "ignored: Batch Operations userArguments", rendition=preset.name,
             job_id=invocation.job_id, user_arguments=dict(invocation.user_arguments))  # fmt: skip
-    results = [batch_task_result(s3, settings, preset, task) for task in invocation.tasks]
+    results = [batch_task_result(s3, settings, preset, task, publisher) for task in invocation.tasks]
     for task, r in zip(invocation.tasks, results):
         log(
             logging.INFO,
@@ -107,6 +116,8 @@ def make_handler(preset_name: str) -> Handler:
     settings = config.load()
     configure(settings.log_level)
     s3 = s3_client()
+    # Its EventBridge client is made at the first event: a cold start pays nothing for it.
+    publisher = events.Publisher(settings.event_bus) if settings.event_bus else None
     log(logging.INFO, "cold start", rendition=preset.name, core_version=__version__, simd=simd_level())
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -120,7 +131,7 @@ def make_handler(preset_name: str) -> Handler:
     def _handle(event: Mapping[str, Any]) -> dict[str, Any]:
         try:
             if batch_operations.is_batch_operations_event(event):
-                return _batch_response(s3, settings, preset, event)
+                return _batch_response(s3, settings, preset, event, publisher)
             objects = objects_from_event(event)
         except EventShapeError as e:
             # A malformed event stays malformed: log it for the on-call engineer instead of retrying it.
@@ -133,7 +144,7 @@ def make_handler(preset_name: str) -> Handler:
                 "skipped": [],
                 "failed": [{"error_class": "EventShapeError"}],
             }
-        outcomes = process_all(s3, settings, preset, objects)
+        outcomes = process_all(s3, settings, preset, objects, publisher)
         return {
             "rendition": preset.name,
             "rendered": [key for o in outcomes if o.status == "rendered" for key in o.output_keys],

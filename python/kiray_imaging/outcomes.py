@@ -12,7 +12,10 @@ import enum
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from kiray_imaging.events import Event
 
 Status = Literal["rendered", "removed", "skipped", "failed"]
 
@@ -62,14 +65,16 @@ class Outcome:
     """``rendered``: the files written; ``removed``: the files deleted (none when the upload had no renditions)."""
     facts: Mapping[str, Any] = field(default_factory=dict)
     """Extra fields for the log line (e.g. the ETag of a superseded event)."""
+    event: Event | None = None
+    """What the backend is told of it (events.py), if anything."""
 
 
-def rendered(key: str, output_keys: tuple[str, ...]) -> Outcome:
-    return Outcome("rendered", key, output_keys=output_keys)
+def rendered(key: str, output_keys: tuple[str, ...], event: Event | None = None) -> Outcome:
+    return Outcome("rendered", key, output_keys=output_keys, event=event)
 
 
-def removed(key: str, keys: tuple[str, ...]) -> Outcome:
-    return Outcome("removed", key, output_keys=keys)
+def removed(key: str, keys: tuple[str, ...], event: Event | None = None) -> Outcome:
+    return Outcome("removed", key, output_keys=keys, event=event)
 
 
 def skipped(key: str, skip: Skip, **facts: Any) -> Outcome:

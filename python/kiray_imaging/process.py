@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kiray_imaging import config, metrics
+from kiray_imaging import config, events, metrics
 from kiray_imaging._core import ImageError
 from kiray_imaging.failures import classify, error_code, is_missing
 from kiray_imaging.lifecycle import Verdict, create_verdict, delete_verdict, later_sequencer
@@ -52,8 +52,18 @@ class _Made:
     rendition: Rendition
 
 
-def _too_large(obj: S3Object, size: int) -> Outcome:
-    return failed(obj.key, "LimitExceededError", f"object is {size} bytes, over MAX_INPUT_BYTES", input_bytes=size)
+def _failed(settings: config.Settings, preset: Preset, obj: S3Object, error_class: str, message: str,
+            etag: str | None = None, **facts: Any) -> Outcome:  # fmt: skip
+    """A permanent failure, for the log and for the backend (a "Rendition Failed" a person can read)."""
+    told = events.person_message(error_class, message, max_pixels=settings.max_pixels,
+                                 max_input_bytes=settings.max_input_bytes)  # fmt: skip
+    event = events.rendition_failed(obj.bucket, obj.key, etag or obj.etag, preset.name, error_class, told)
+    return dataclasses.replace(failed(obj.key, error_class, message, **facts), event=event)
+
+
+def _too_large(settings: config.Settings, preset: Preset, obj: S3Object, size: int) -> Outcome:
+    return _failed(settings, preset, obj, "LimitExceededError", f"object is {size} bytes, over MAX_INPUT_BYTES",
+                   input_bytes=size)  # fmt: skip
 
 
 def _own_keys(folder: Folder, token: str) -> list[str]:
@@ -110,7 +120,7 @@ def _read_source(s3: S3Client, settings: config.Settings, obj: S3Object, folder:
         return skipped(obj.key, Skip.EMPTY)
     if length > settings.max_input_bytes:
         response["Body"].close()
-        return _too_large(obj, length)
+        return _too_large(settings, folder.preset, obj, length)
     data = response["Body"].read()
     etag = obj.etag or str(response.get("ETag", "")).strip('"')
     return _Source(data, etag, response.get("VersionId"), _ms(started))
@@ -130,6 +140,14 @@ def _render(folder: Folder, upload_key: str, source: _Source) -> list[_Made]:
                                      "Metadata": metadata}  # fmt: skip
         made.append(_Made(FileFacts(key, fmt, r.content_type, r.width, r.height, len(r.data)), request, r))
     return made
+
+
+def _upload_facts(made: list[_Made]) -> dict[str, Any]:
+    """What the backend is told of the upload itself: its size as displayed (after EXIF orientation), its format."""
+    r = made[0].rendition
+    turned = r.orientation in (5, 6, 7, 8)
+    width, height = (r.source_height, r.source_width) if turned else (r.source_width, r.source_height)
+    return {"width": width, "height": height, "format": r.source_format}
 
 
 def _repairer(s3: S3Client, folder: Folder) -> Any:
@@ -214,7 +232,7 @@ def _render_upload(s3: S3Client, settings: config.Settings, preset: Preset, obj:
         folder.put([m.request])
         upload_ms[m.facts.key] = _ms(started)
     new = RenditionState("current", obj.key, source.etag, obj.sequencer, files=tuple(m.facts for m in made),
-                         version_id=source.version_id)  # fmt: skip
+                         version_id=source.version_id, facts=_upload_facts(made))  # fmt: skip
     change = transition(folder, _decide_create(s3, obj, new))
     ours = {m.request["Key"]: m.request for m in made}
     if change.verdict is Verdict.STALE:
@@ -230,7 +248,8 @@ def _render_upload(s3: S3Client, settings: config.Settings, preset: Preset, obj:
     if gone:
         log(logging.INFO, "removed: superseded renditions", **where, removed_keys=gone)
         metrics.removed(len(gone))
-    return rendered(obj.key, tuple(m.facts.key for m in made))
+    event = events.rendition_created(obj.bucket, preset.name, change.after or new, gone)
+    return rendered(obj.key, tuple(m.facts.key for m in made), event)
 
 
 def _log_rendered(where: Mapping[str, Any], settings: config.Settings, source: _Source, m: _Made,
@@ -274,7 +293,8 @@ def _record_failure(s3: S3Client, folder: Folder, obj: S3Object, source: _Source
         gone = _clean_up(folder, change)
         if gone:
             metrics.removed(len(gone))
-    return failed(obj.key, failure.error_class, failure.message, input_bytes=len(source.data))
+    return _failed(folder.settings, folder.preset, obj, failure.error_class, failure.message, source.etag,
+                   input_bytes=len(source.data))  # fmt: skip
 
 
 def _source_exists(s3: S3Client, obj: S3Object) -> bool:
@@ -308,18 +328,20 @@ def _remove_upload(s3: S3Client, settings: config.Settings, preset: Preset, obj:
     gone = _clean_up(folder, change)
     if gone:
         metrics.removed(len(gone))
-    return removed(obj.key, tuple(gone))
+    return removed(obj.key, tuple(gone), events.renditions_deleted(obj.bucket, obj.key, preset.name, gone))
 
 
-def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object) -> Outcome:
-    """The outcome of one object, reported (one log line and metric for a skip, a removal or a permanent failure).
-    A transient failure is raised, unreported: the caller decides who retries it."""
+def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj: S3Object,
+                   publisher: events.Publisher | None = None) -> Outcome:  # fmt: skip
+    """The outcome of one object, reported (one log line and metric for a skip, a removal or a permanent failure)
+    and told to the backend through ``publisher`` (events.py). A transient failure is raised, unreported: the caller
+    decides who retries it."""
     where = {"bucket": obj.bucket, "key": obj.key, "rendition": preset.name}
     refused = settings.left_out(obj.bucket, obj.key, None if obj.deleted else obj.size)
     if refused is not None:
         outcome = skipped(obj.key, refused)
     elif not obj.deleted and obj.size is not None and obj.size > settings.max_input_bytes:
-        outcome = _too_large(obj, obj.size)
+        outcome = _too_large(settings, preset, obj, obj.size)
     else:
         try:
             if obj.deleted:
@@ -330,8 +352,11 @@ def process_object(s3: S3Client, settings: config.Settings, preset: Preset, obj:
             failure = classify(e)
             if not failure.permanent:
                 raise  # transient: the client has retried already
-            outcome = failed(obj.key, failure.error_class, failure.message, operation=e.operation_name)
+            outcome = _failed(settings, preset, obj, failure.error_class, failure.message, operation=e.operation_name)
         except StateDocumentError as e:
-            outcome = failed(obj.key, "StateDocumentError", str(e))
+            outcome = _failed(settings, preset, obj, "StateDocumentError", str(e))
     report(outcome, preset.name, where)
+    if outcome.event is not None and publisher is not None:
+        # After the files and the state: the backend is told only what is so. Raised if it fails (transient).
+        publisher.publish([outcome.event])
     return outcome

@@ -47,20 +47,17 @@ class FileFacts:
     width: int
     height: int
     bytes: int
-    variant: str = ""
-    """Another size of the same rendition (``@2x``); ``""`` for the rendition itself."""
+    scale: int = 1
+    """1 for the rendition's own size; 2 for its 2x file (for high-density screens), written beside it."""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"key": self.key, "format": self.format, "contentType": self.content_type,
-                               "width": self.width, "height": self.height, "bytes": self.bytes}  # fmt: skip
-        if self.variant:
-            out["variant"] = self.variant
-        return out
+        return {"key": self.key, "format": self.format, "contentType": self.content_type, "width": self.width,
+                "height": self.height, "bytes": self.bytes, "scale": self.scale}  # fmt: skip
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> FileFacts:
         return cls(str(raw["key"]), str(raw["format"]), str(raw["contentType"]), int(raw["width"]),
-                   int(raw["height"]), int(raw["bytes"]), str(raw.get("variant", "")))  # fmt: skip
+                   int(raw["height"]), int(raw["bytes"]), int(raw.get("scale", 1)))  # fmt: skip
 
 
 @dataclass(frozen=True)

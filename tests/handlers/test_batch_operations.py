@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 
-from kiray_imaging import batch_operations, lambda_pipeline, s3_client
+from kiray_imaging import aws_http, batch_operations, lambda_pipeline
 from kiray_imaging.lambda_pipeline import make_handler
 from kiray_imaging.rendition_state import RenditionState
 from kiray_imaging.s3_client import Answer
@@ -81,7 +81,7 @@ def batch_event(schema: str, *tasks: dict[str, Any], **job: Any) -> dict[str, An
 def inject(monkeypatch: pytest.MonkeyPatch, faults: dict[str, tuple[int, str]], seen: list[str] | None = None) -> None:
     """The functions' own S3 client (with its retries), answering GetObject of a key in ``faults`` with that
     status and S3 error code in the network's place, without backoff delays."""
-    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
+    monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
     real = lambda_pipeline.s3_client
 
     def client() -> Any:

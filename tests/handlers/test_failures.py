@@ -16,7 +16,7 @@ import boto3
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from kiray_imaging import lambda_pipeline, s3_client
+from kiray_imaging import aws_http, lambda_pipeline, s3_client
 from kiray_imaging.lambda_pipeline import make_handler
 from kiray_imaging.s3_client import S3Error
 
@@ -167,7 +167,7 @@ def test_the_client_retries_then_the_handler_raises(
 ) -> None:
     # The real client from s3_client() against a fake endpoint: 5 retries (no backoff delays here), then the error.
     photo = jpeg(800, 600)
-    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
+    monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
 
     def answer(request_method: str, path: str) -> tuple[int, dict[str, str], bytes]:
         if path.endswith("/current.json") and request_method == "GET":

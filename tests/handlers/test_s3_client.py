@@ -17,7 +17,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotocoreCredentials
 
-from kiray_imaging import s3_client
+from kiray_imaging import aws_http, s3_client
 from kiray_imaging.s3_client import Credentials, NoCredentialsError, S3Client, S3Error, from_environment
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def test_a_body_closed_unread_does_not_spoil_the_next_call(s3: Any) -> None:
 
 
 def test_throttling_is_retried_with_one_connection_and_a_refusal_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
+    monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
     answers = [s3_error(503, "SlowDown"), s3_error(500, "InternalError"), (200, {"ETag": '"e"'}, b"photo")]
 
     def answer(method: str) -> tuple[int, dict[str, str], bytes]:
@@ -154,7 +154,7 @@ def test_one_connection_carries_calls_and_refusals(monkeypatch: pytest.MonkeyPat
 def test_a_connection_the_server_closed_while_idle_costs_no_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     # S3 closes idle keep-alive connections; a warm function resumes holding one. The client must notice before
     # sending, not fail an attempt on it and sleep a backoff.
-    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 60.0)  # a wasted attempt would show as a long test
+    monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 60.0)  # a wasted attempt would show as a long test
     attempts: list[str] = []
     with fake_s3(lambda method: (200, {"ETag": '"e"'}, b"photo"), close_after_reply=True) as (url, seen):
         c = client(endpoint_url=url)
@@ -193,7 +193,7 @@ def test_https_with_the_ca_bundle_botocore_would_use(
     # The production path is HTTPS: a certificate for 127.0.0.1 signed by nobody the system trusts is refused,
     # and accepted once AWS_CA_BUNDLE names it (as botocore accepts it).
     cert, server_tls = self_signed
-    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
+    monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
     with fake_s3(lambda method: (200, {"ETag": '"e"'}, b"photo"), tls=server_tls) as (url, seen):
         assert url.startswith("https://")
         with pytest.raises(ssl.SSLCertVerificationError):
@@ -227,7 +227,7 @@ def test_one_tls_context_serves_every_new_connection(
 
 
 def test_network_errors_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3_client, "MAX_BACKOFF_S", 0.0)
+    monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
     attempts: list[str] = []
     c = client(endpoint_url="http://127.0.0.1:9")  # discard port: nothing listens
 

@@ -136,6 +136,7 @@ def test_functions_runtime_architecture_layer_and_limits(template: dict[str, Any
         assert env["SOURCE_PREFIX"] == "uploads/"
         assert env["DEST_PREFIX"] == "renditions/"
         assert env["OUTPUT_FORMAT"] == {"generate_thumbnail": "jpeg", "generate_medium": "jpeg,webp"}[module]
+        assert env["EVENT_BUS_NAME"] == "default"
     layer = template["Resources"]["CoreLambdaLayer"]["Properties"]
     assert layer["CompatibleRuntimes"] == ["python3.12"]
     assert layer["CompatibleArchitectures"] == ["x86_64"]
@@ -164,7 +165,11 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
     actions = {a for s in statements for a in as_list(s["Action"])}
     logs = {"logs:CreateLogStream", "logs:CreateLogGroup", "logs:TagResource", "logs:PutLogEvents"}
     assert actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging", "sqs:SendMessage",
-                       *logs}  # fmt: skip
+                       "events:PutEvents", *logs}  # fmt: skip
+    # EventBridge: publish to the one bus of the parameter eventBus (the account's default bus unless given).
+    (bus,) = [s for s in statements if as_list(s["Action"]) == ["events:PutEvents"]]
+    assert bus["Resource"] == {"Fn::Join": [":", ["arn", {"Ref": "AWS::Partition"}, "events", {"Ref": "AWS::Region"},
+                                                  {"Ref": "AWS::AccountId"}, "event-bus/default"]]}  # fmt: skip
     # S3: read the uploads (and HEAD them); write, read back (current.json), delete and tag the renditions. Nothing on
     # the bucket itself (no ListBucket), nothing outside the two prefixes, and nothing but reading on uploads/.
     s3 = sorted((a, r) for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")
