@@ -54,6 +54,9 @@ RUNTIME_LICENCES = frozenset({"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD
 RUNTIME_LEFT_OUT = ("aws_lambda_powertools/event_handler/", "aws_lambda_powertools/utilities/")
 RUNTIME_KEPT = ("aws_lambda_powertools/utilities/__init__.py", "aws_lambda_powertools/utilities/jmespath_utils/",
                 "aws_lambda_powertools/utilities/typing/")  # fmt: skip
+# Our own build tooling (the binary gate): in the wheel for `kiray-imaging verify-layer`, never run by the functions.
+# tests/layer/test_built_layer.py checks the zip holds none of it.
+TOOLING_LEFT_OUT = ("kiray_imaging/tooling/",)
 
 # Lambda architecture → Rust target. The architecture itself is one setting, `params.architecture` in
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
@@ -292,7 +295,9 @@ def wheel_licence(wheel: Path) -> str:
 
 
 def shipped(name: str) -> bool:
-    """Whether a file of a runtime wheel goes into the layer (see RUNTIME_LEFT_OUT)."""
+    """Whether a file of a wheel goes into the layer (see RUNTIME_LEFT_OUT, TOOLING_LEFT_OUT)."""
+    if name.startswith(TOOLING_LEFT_OUT):
+        return False
     return not name.startswith(RUNTIME_LEFT_OUT) or name.startswith(RUNTIME_KEPT)
 
 
