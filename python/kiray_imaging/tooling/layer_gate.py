@@ -273,19 +273,19 @@ def _scan(path: Path, arch: Target) -> list[Finding]:
 
 
 def _verdict(path: Path, findings: Sequence[Finding]) -> tuple[list[Finding], list[str]]:
-    refused = [f for f in findings if not f.ok]
+    refusals = [f for f in findings if not f.ok]
     notes = []
     if Path(path).suffix.lower() == ".whl" and not any(is_native(f) for f in findings):
         notes.append(f"{Path(path).name}: the wheel contains no native binary at all, so the build went wrong")
-    return refused, notes
+    return refusals, notes
 
 
 def verify(path: Path, *, arch: str = DEFAULT_ARCH) -> list[Finding]:
     """scan(), raising GateError if anything is refused or a wheel carries no native binary."""
     findings = scan(path, arch=arch)
-    refused, notes = _verdict(path, findings)
-    if refused or notes:
-        raise GateError(refused, notes)
+    refusals, notes = _verdict(path, findings)
+    if refusals or notes:
+        raise GateError(refusals, notes)
     return findings
 
 
@@ -307,7 +307,7 @@ def report(paths: Sequence[Path], out: IO[str], err: IO[str], prog: str = "gate"
         for p in missing:
             _emit(f"{prog}: no such file or folder: {p}", err)
         return 2
-    refused: list[Finding] = []
+    refusals: list[Finding] = []
     notes: list[str] = []
     shared_objects = 0
     for path in paths:
@@ -316,11 +316,11 @@ def report(paths: Sequence[Path], out: IO[str], err: IO[str], prog: str = "gate"
             _emit(finding.line(), out)
         shared_objects += sum(1 for f in findings if f.ok and is_native(f))
         path_refused, path_notes = _verdict(Path(path), findings)
-        refused += path_refused
+        refusals += path_refused
         notes += path_notes
     out.flush()
-    if refused or notes:
-        parts = [f"{len(refused)} finding(s) Lambda would fail on, see the REFUSED lines above"] if refused else []
+    if refusals or notes:
+        parts = [f"{len(refusals)} finding(s) Lambda would fail on, see the REFUSED lines above"] if refusals else []
         _emit(f"{prog}: REFUSED " + "; ".join(parts + notes), err)
         return 1
     _emit(f"{prog}: passed ({shared_objects} shared object{'' if shared_objects == 1 else 's'})", err)
