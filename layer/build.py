@@ -54,6 +54,9 @@ RUNTIME_LICENCES = frozenset({"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD
 RUNTIME_LEFT_OUT = ("aws_lambda_powertools/event_handler/", "aws_lambda_powertools/utilities/")
 RUNTIME_KEPT = ("aws_lambda_powertools/utilities/__init__.py", "aws_lambda_powertools/utilities/jmespath_utils/",
                 "aws_lambda_powertools/utilities/typing/")  # fmt: skip
+# Our own build tooling (the binary gate): in the wheel for `kiray-imaging verify-layer`, never run by the functions.
+# tests/layer/test_built_layer.py checks the zip holds none of it.
+TOOLING_LEFT_OUT = ("kiray_imaging/tooling/",)
 
 # Lambda architecture → Rust target. The architecture itself is one setting, `params.architecture` in
 # serverless.yml, which the Serverless plugin passes here; arm64 is on paper only (see README, "arm64").
@@ -86,15 +89,18 @@ def log(message: str) -> None:
 
 
 def load_gate() -> Any:
-    """The gate is stdlib-only and loaded by path: the package itself may not be importable on this host."""
-    path = ROOT / "python" / "kiray_imaging" / "layer_gate.py"
-    spec = importlib.util.spec_from_file_location("kiray_layer_gate", path)
+    """The gate, loaded by path (its loader, tooling/__main__.py, is stdlib-only): the package may not be importable on
+    this host, whose native extension is not the Linux one being built."""
+    path = ROOT / "python" / "kiray_imaging" / "tooling" / "__main__.py"
+    spec = importlib.util.spec_from_file_location("kiray_tooling_loader", path)
     assert spec is not None
     assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    loader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loader)
+    try:
+        return loader.load_gate()
+    except ModuleNotFoundError as e:  # pyelftools, when the virtualenv predates it
+        raise SystemExit(f"layer: {e}") from None
 
 
 def inputs_digest(target: str) -> str:
@@ -289,7 +295,9 @@ def wheel_licence(wheel: Path) -> str:
 
 
 def shipped(name: str) -> bool:
-    """Whether a file of a runtime wheel goes into the layer (see RUNTIME_LEFT_OUT)."""
+    """Whether a file of a wheel goes into the layer (see RUNTIME_LEFT_OUT, TOOLING_LEFT_OUT)."""
+    if name.startswith(TOOLING_LEFT_OUT):
+        return False
     return not name.startswith(RUNTIME_LEFT_OUT) or name.startswith(RUNTIME_KEPT)
 
 
@@ -334,7 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--architecture", choices=sorted(TARGETS), default="x86_64", help="Lambda architecture")
     args = parser.parse_args(argv)
     gate = load_gate()
-    gate.ARCH = args.architecture
 
     with exclusive_build():
         return build_and_verify(gate, args.architecture, args.force)
@@ -351,9 +358,9 @@ def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
     wheel = current_wheel(TARGETS[architecture], force)
     try:
         # Verify the wheel, then what actually ships: the zip.
-        gate.verify(wheel)
+        gate.verify(wheel, arch=architecture)
         zip_layer([wheel, *runtime], LAYER_ZIP)
-        findings = gate.verify(LAYER_ZIP)
+        findings = gate.verify(LAYER_ZIP, arch=architecture)
     except gate.GateError as e:
         LAYER_ZIP.unlink(missing_ok=True)
         print(f"layer: REFUSED by the binary gate, nothing was packaged:\n{e}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """`kiray-imaging verify-layer PATH`: the layer build's binary gate, for any layer zip, wheel or folder.
 
-It is the very gate `layer/build.py` runs (``layer_gate``) — ELF64 for the Lambda architecture, GLIBC ≤ 2.17, abi3
-names and wheel tags, no Mach-O or PE — so a layer built elsewhere (or by hand, on a Mac) can be checked before it is
-deployed. One line per shared object, then a verdict; exit 0 passed, 1 refused, 2 no such path.
+It is the very gate `layer/build.py` runs (``kiray_imaging.tooling.layer_gate``) — ELF64 for the Lambda architecture,
+GLIBC ≤ 2.17, abi3 names and wheel tags, no Mach-O or PE — so a layer built elsewhere (or by hand, on a Mac) can be
+checked before it is deployed. One line per shared object, then a verdict; exit 0 passed, 1 refused, 2 no such path.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-from kiray_imaging import layer_gate
 
 # Lambda's names for its architectures; the gate knows both.
 ARCHITECTURES = ("x86_64", "arm64")
@@ -29,9 +27,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    saved = layer_gate.ARCH
-    layer_gate.ARCH = args.architecture
+    # Imported here, not at the top: the gate and pyelftools are build tooling, which the layer leaves out and the
+    # other commands never need.
     try:
-        return layer_gate.report(args.path, sys.stdout, sys.stderr, prog="verify-layer")
-    finally:
-        layer_gate.ARCH = saved
+        from kiray_imaging.tooling import layer_gate
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "elftools":
+            raise
+        print(
+            "verify-layer: the binary gate needs pyelftools, a dependency of kiray-imaging that is missing here: "
+            "pip install pyelftools",
+            file=sys.stderr,
+        )
+        return 2
+    return layer_gate.report(args.path, sys.stdout, sys.stderr, prog="verify-layer", arch=args.architecture)

@@ -1,9 +1,9 @@
-"""Load layer_gate.py by file path, exactly as the layer build script does.
+"""Load the gate (python/kiray_imaging/tooling) by file path, exactly as the layer build script does.
 
-Importing it as kiray_imaging.layer_gate would run the package __init__, which imports the
-native _core extension; these tests must pass on a machine where that is not built. The module
-is registered in sys.modules *before* it executes because @dataclass looks its module up there.
-Test modules then simply ``import layer_gate``, or take the ``layer_gate`` fixture.
+Importing it as kiray_imaging.tooling would run the package __init__, which imports the native _core
+extension; these tests must pass on a machine where that is not built. tooling/__main__.py holds the one
+loader (build.py calls it too); it registers the gate's public module here as ``layer_gate``, so test modules
+simply ``import layer_gate``, or take the ``layer_gate`` fixture.
 """
 
 from __future__ import annotations
@@ -16,31 +16,26 @@ from types import ModuleType
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-GATE_PATH = REPO / "python" / "kiray_imaging" / "layer_gate.py"
+TOOLING = REPO / "python" / "kiray_imaging" / "tooling"
 
 
-def _load_gate() -> None:
-    if "layer_gate" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location("layer_gate", GATE_PATH)
+def _load_gate() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("kiray_tooling_loader", TOOLING / "__main__.py")
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {GATE_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["layer_gate"] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["layer_gate"]
-        raise
+        raise ImportError(f"cannot load {TOOLING}")
+    loader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loader)
+    gate: ModuleType = loader.load_gate()
+    return gate
 
 
-_load_gate()
+sys.modules.setdefault("layer_gate", _load_gate())
 
 
 @pytest.fixture
 def gate_path() -> Path:
-    """The gate's source file, for tests that run it as a script."""
-    return GATE_PATH
+    """The gate's folder, for tests that run it as a script (``python <folder> PATH``)."""
+    return TOOLING
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The layer that `make layer` built (and the plugin ships) passes the gate: ELF64 x86-64, GLIBC ≤ 2.17, abi3."""
+"""The layer that `make layer` built (and the plugin ships) passes the gate: ELF64 x86-64, GLIBC ≤ 2.17, abi3; and it
+holds the functions' runtime only, none of the build tooling that the wheel carries for `kiray-imaging verify-layer`."""
 
 from __future__ import annotations
 
@@ -30,3 +31,20 @@ def test_built_wheel_and_layer_pass_the_gate(layer_gate: ModuleType) -> None:
                 if line.startswith("Tag:")]  # fmt: skip
     assert tags
     assert all("cp39-abi3-manylinux" in t and t.endswith("x86_64") for t in tags), tags
+
+
+def test_the_layer_leaves_the_build_tooling_out() -> None:
+    subprocess.run([sys.executable, "layer/build.py"], cwd=ROOT, check=True, capture_output=True)
+    (wheel,) = (ROOT / "layer" / "build" / "wheels").glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        in_wheel = {n for n in z.namelist() if n.startswith("kiray_imaging/tooling/")}
+        requires = [line for line in z.read(next(n for n in z.namelist() if n.endswith("/METADATA"))).decode()
+                    .splitlines() if line.startswith("Requires-Dist:")]  # fmt: skip
+    # The wheel keeps the gate and names its parser, so that verify-layer works from a pip install.
+    assert {"kiray_imaging/tooling/layer_gate.py", "kiray_imaging/tooling/elf.py"} <= in_wheel
+    assert any(line.startswith("Requires-Dist: pyelftools") for line in requires), requires
+    with zipfile.ZipFile(ROOT / "layer" / "dist" / "kiray-imaging-layer.zip") as z:
+        names = z.namelist()
+    assert "python/kiray_imaging/lambda_pipeline.py" in names
+    assert [n for n in names if n.startswith("python/kiray_imaging/tooling/")] == []
+    assert [n for n in names if n.startswith(("python/elftools/", "python/pyelftools"))] == []

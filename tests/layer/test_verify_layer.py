@@ -154,3 +154,17 @@ def test_our_own_layer_passes_through_the_installed_command() -> None:
     assert len(lines) == 1
     assert lines[0].startswith(f"ok       python/kiray_imaging/_core.abi3.so: {ELF_OK}, max GLIBC_2.")
     assert result.stderr == "verify-layer: passed (1 shared object)\n"
+
+
+def test_a_missing_pyelftools_is_named_not_a_traceback(tmp_path: Path) -> None:
+    # A pip install brings pyelftools as a dependency; one made with --no-deps (as `make setup` installs the wheel) or
+    # trimmed afterwards gets the one command that mends it.
+    hide = "import sys; sys.modules['elftools'] = None; from kiray_imaging import cli; sys.exit(cli.main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", hide, "verify-layer", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "verify-layer: the binary gate needs pyelftools, a dependency of kiray-imaging that is missing here: "
+        "pip install pyelftools\n"
+    )
