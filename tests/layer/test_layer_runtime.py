@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from kiray_imaging.output_keys import version_token
+
 if TYPE_CHECKING:
     from tests import images
 else:
@@ -66,7 +68,8 @@ def test_the_handler_runs_from_the_layer_alone(tmp_path: Path, local_aws: str) -
     )
     s3.put_object(Bucket="photos", Key="uploads/1/broken.jpg", Body=b"\xff\xd8\xff not really a JPEG")
     event = _s3_event("photos", "uploads/1/room.jpg", "uploads/1/broken.jpg")
-    env = {"PATH": os.environ["PATH"], "SOURCE_BUCKET": "photos", "DEST_BUCKET": "photos"}
+    # EVENT_BUS_NAME: the events for the backend go out too, through the layer's own EventBridge client.
+    env = {"PATH": os.environ["PATH"], "SOURCE_BUCKET": "photos", "DEST_BUCKET": "photos", "EVENT_BUS_NAME": "default"}
     env |= {k: v for k, v in os.environ.items() if k.startswith("AWS_")}  # moto's endpoint and fake credentials
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", _CHILD, str(opt / "python"), str(runtime), str(task), json.dumps(event)],
@@ -81,10 +84,12 @@ def test_the_handler_runs_from_the_layer_alone(tmp_path: Path, local_aws: str) -
     cold_start = json.loads(next(line for line in lines if '"cold start"' in line))
     assert cold_start["service"] == "kiray-imaging"
     photo, malformed = (json.loads(line.removeprefix("result:")) for line in lines if line.startswith("result:"))
-    assert photo["rendered"] == ["renditions/thumbnail/1/room.jpg"]
+    token = version_token(s3.head_object(Bucket="photos", Key="uploads/1/room.jpg")["ETag"])
+    rendered = f"renditions/thumbnail/1/room.jpg/{token}.jpg"
+    assert photo["rendered"] == [rendered]
     assert [f["key"] for f in photo["failed"]] == ["uploads/1/broken.jpg"]
     assert malformed["failed"] == [{"error_class": "EventShapeError"}]
-    assert s3.head_object(Bucket="photos", Key="renditions/thumbnail/1/room.jpg")["ContentLength"] > 0
+    assert s3.head_object(Bucket="photos", Key=rendered)["ContentLength"] > 0
     documents = [json.loads(line) for line in lines if line.startswith("{")]
     errors = [d for d in documents if d.get("level") == "ERROR"]
     assert {e.get("error_class") for e in errors} >= {"DecodeError", "EventShapeError"}, errors
