@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 # Run as a script (`python scripts/x.py`): make the repo root importable, as it is for the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.local_aws import HOST, REGION, aws_env
+from scripts.local_aws import HOST, REGION, aws_env, moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,13 +108,56 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+class EventsTap:
+    """Where the functions' events for the backend go in `make dev`: the local S3 has no EventBridge, so moto's
+    serves it, with a rule that sends everything from kiray.imaging to a queue; a thread prints each event as the
+    backend would receive it (one line: type, rendition, upload, what it says)."""
+
+    def __init__(self, moto: str) -> None:
+        self.endpoint = moto
+        keys = CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+        self._sqs: Any = boto3.client("sqs", endpoint_url=moto, region_name=REGION, aws_access_key_id=keys[0],
+                                      aws_secret_access_key=keys[1])  # fmt: skip
+        bridge = boto3.client("events", endpoint_url=moto, region_name=REGION, aws_access_key_id=keys[0],
+                              aws_secret_access_key=keys[1])  # fmt: skip
+        self._queue = self._sqs.create_queue(QueueName="kiray-dev-backend")["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])["Attributes"]
+        bridge.put_rule(Name="kiray-dev-backend", EventPattern=json.dumps({"source": ["kiray.imaging"]}))
+        bridge.put_targets(Rule="kiray-dev-backend", Targets=[{"Id": "queue", "Arn": arn["QueueArn"]}])
+        self._stop = threading.Event()
+        threading.Thread(target=self._print, daemon=True).start()
+
+    @staticmethod
+    def line(envelope: dict[str, Any]) -> str:
+        d = envelope["detail"]
+        said = {"Rendition Created": lambda: " ".join(f"{f['width']}x{f['height']} {f['key']}" for f in d["files"]),
+                "Rendition Failed": lambda: f"{d['error']['class']}: {d['error']['message']}",
+                "Renditions Deleted": lambda: f"{len(d['keys'])} keys removed"}  # fmt: skip
+        what = said.get(envelope["detail-type"], lambda: json.dumps(d))()
+        return f"dev: event: {envelope['detail-type']} ({d['rendition']}) {d['upload']['key']}: {what}"
+
+    def _print(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = self._sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            except Exception:  # moto stopping under us at the end
+                return
+            for m in answer.get("Messages", []):
+                print(self.line(json.loads(m["Body"])), flush=True)
+                self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=m["ReceiptHandle"])
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class Stack:
     """`sls offline start --stage local` in a process group of its own, its output echoed to ours."""
 
-    def __init__(self, s3_port: int, lambda_port: int, event_shape: str, data_dir: Path) -> None:
+    def __init__(self, s3_port: int, lambda_port: int, event_shape: str, data_dir: Path, events: str) -> None:
         env = {k: v for k, v in aws_env(endpoint(s3_port)).items() if k != "AWS_SESSION_TOKEN"} | CREDENTIALS
         # serverless-offline runs `python3` from $VIRTUAL_ENV/bin: the interpreter with the core installed.
         self.env = env | {
+            "AWS_ENDPOINT_URL_EVENTS": events,
             "VIRTUAL_ENV": str(venv()),
             "KIRAY_DEV_S3_PORT": str(s3_port),
             "KIRAY_DEV_S3_DIR": str(data_dir),
@@ -191,6 +234,7 @@ def banner(s3: S3Client, s3_port: int, event_shape: str, started: float) -> None
         f"dev: S3 endpoint {endpoint(s3_port)} (region {REGION}, access key and secret S3RVER)",
         f"dev: bucket {bucket}: objects created under {SOURCE_PREFIX} go to both functions as {event_shape} events;"
         f" renditions appear under {DEST_PREFIX}",
+        "dev: the functions' events for the backend are printed here as they come (dev: event: …)",
         f"dev: try, from another terminal: .venv/bin/python scripts/dev.py upload "
         f"{os.path.relpath(photo, ROOT)}{port_arg}",
     ]
@@ -211,7 +255,10 @@ def serve(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="kiray-dev-s3-") as scratch:
         data_dir = Path(args.data_dir).resolve() if args.data_dir else Path(scratch)
         data_dir.mkdir(parents=True, exist_ok=True)
-        stack = Stack(args.s3_port, args.lambda_port, args.event_shape, data_dir)
+        moto = contextlib.ExitStack()
+        tap = EventsTap(moto.enter_context(moto_server()))
+        moto.callback(tap.close)
+        stack = Stack(args.s3_port, args.lambda_port, args.event_shape, data_dir, tap.endpoint)
         try:
             stack.start(timeout=args.start_timeout)
             banner(s3_client(args.s3_port), args.s3_port, args.event_shape, started)
@@ -226,6 +273,7 @@ def serve(args: argparse.Namespace) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
             stack.stop()
+            moto.close()
             print("dev: stopped", flush=True)
 
 

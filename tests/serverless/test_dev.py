@@ -104,6 +104,18 @@ class DevStack:
                 return match
         raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f} s:\n{self.output()[-4000:]}")
 
+    def has_printed(self, pattern: str, timeout: float) -> re.Match[str]:
+        """A line matching ``pattern`` among all it printed so far, or within ``timeout`` (unlike wait_for_line, which
+        reads on from the last line it matched)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout:.0f} s:\n{self.output()[-4000:]}")
+            time.sleep(0.1)
+
     def kill_everything(self) -> None:
         """Clean-up after a failed test: nothing of this stack may outlive it."""
         for pid in processes_with(self.marker):
@@ -190,6 +202,10 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         deliveries = [line for line in stack.lines if line.startswith("kiray-dev: generate-")]
         assert len(deliveries) == 2, deliveries  # (before the deletion below, which makes two more)
         assert all(f"s3://{bucket}/{key}: done in" in line for line in deliveries), deliveries
+        # And what the backend would be told, printed by the stack (moto's EventBridge into a queue it reads).
+        for rendition in ("thumbnail", "medium"):
+            told = stack.has_printed(rf"^dev: event: Rendition Created \({rendition}\) {re.escape(key)}: (.*)", 20)
+            assert all(k in told.group(1) for k, (r, _) in wanted.items() if r == rendition), told.group(0)
         rendered = [json.loads(line) for line in stack.lines if line.startswith('{"level"')]
         made = {(r["rendition"], r["output_format"], r["key"]) for r in rendered if r["message"] == "rendered"}
         assert made == {(r, f, key) for r, f in wanted.values()}, rendered
@@ -220,6 +236,7 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "delete: medium: 2 renditions removed" in result.stdout, result.stdout
         assert "delete: thumbnail: 1 renditions removed" in result.stdout, result.stdout
+        stack.has_printed(rf"^dev: event: Renditions Deleted \(medium\) uploads/{SECOND_PHOTO}: 2 keys removed", 20)
         left = s3.list_objects_v2(Bucket=bucket, Prefix="renditions/").get("Contents", [])
         assert not [o["Key"] for o in left if "Wine" in o["Key"] and not o["Key"].endswith("current.json")]
         each = ", ".join(f"{k.split('/')[1]} {Path(k).suffix} {t:.2f} s" for k, t in sorted(seen.items()))
