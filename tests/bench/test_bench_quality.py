@@ -16,7 +16,7 @@ import pytest
 from bench.peers import Job, Outcome, Rendered, Skipped
 from PIL import Image, ImageOps
 
-from bench import quality
+from bench import cli, quality, scoring
 
 
 def _photo(size: tuple[int, int], seed: int) -> Image.Image:
@@ -74,7 +74,7 @@ class PillowAsSharp:
 
 
 def test_corpus_files_skip_documentation_and_hidden_files(small_corpus: Path) -> None:
-    assert [p.name for p in quality.corpus_files(small_corpus)] == ["alpha.png", "photo.jpg", "scan.tiff"]
+    assert [p.name for p in cli.corpus_files(small_corpus)] == ["alpha.png", "photo.jpg", "scan.tiff"]
 
 
 def test_report_with_our_core_alone(small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,8 +156,8 @@ def _row(ours: quality.Result | None, sharp: quality.Result | None) -> quality.R
     return row
 
 
-def _score(ssim: float, size: int) -> quality.Score:
-    return quality.Score(width=400, height=300, bytes=size, ssim=ssim, psnr=35.0)
+def _score(ssim: float, size: int) -> scoring.Score:
+    return scoring.Score(width=400, height=300, bytes=size, ssim=ssim, psnr=35.0)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""The speed benchmark (bench/speed.py, bench/speed_runner.py, bench/peers/sharp_bench.mjs): that it runs, with
-every peer, on a small generated corpus, and that its peers do what the report says they do.
+"""The speed benchmark (`python -m bench.speed`: bench/speed.py and its pieces, bench/speed_runner.py,
+bench/peers/sharp_bench.mjs): that it runs, with every peer, on a small generated corpus, and that its peers do what
+the report says they do.
 
 These are not timed tests: nothing here asserts a speed. `make test` installs the benchmark's peers (bench-deps:
 sharp, pyvips); a bare pytest without them skips the tests that need them, except in CI, where a skip would hide a
@@ -24,16 +25,16 @@ from bench.peers.sharp import SCRIPT as SHARP_RENDER
 from bench.peers.sharp import unavailable_reason as sharp_unavailable
 from PIL import Image
 
-from bench import speed, speed_runner
+from bench import coldstart, speed, speed_runner, tools, verdicts
 from kiray_imaging import render
 from kiray_imaging.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = [speed_runner.PresetSpec.of(speed.preset_json(p)) for p in PRESETS.values()]
+SPECS = [speed_runner.PresetSpec.of(tools.preset_json(p)) for p in PRESETS.values()]
 
 
 def _missing_peers() -> str | None:
-    reasons = [r for r in (sharp_unavailable(), speed.pyvips_unavailable_reason()) if r is not None]
+    reasons = [r for r in (sharp_unavailable(), tools.pyvips_unavailable_reason()) if r is not None]
     return "; ".join(reasons) or None
 
 
@@ -106,7 +107,7 @@ def test_make_bench_runs_every_peer_on_a_small_corpus(
 
     labels = {"ours", "Pillow-draft", "pyvips (1 thread)", "pyvips (defaults)"}
     # sharp's defaults are measured apart only where they differ from one thread (not on glibc Linux).
-    sharp = {"sharp (1 thread = its default here)"} if speed.sharp_default_concurrency() == 1 else set()
+    sharp = {"sharp (1 thread = its default here)"} if tools.sharp_default_concurrency() == 1 else set()
     labels |= sharp or {"sharp (1 thread)", "sharp (defaults)"}
     for file in ("photo.jpg", "alpha.png"):
         rows = _rows(report, file)
@@ -249,13 +250,13 @@ def test_sharp_bench_writes_the_bytes_of_sharp_render(tmp_path: Path) -> None:
         {
             "input": str(source),
             "output": str(tmp_path / f"render.{p.name}.jpg"),
-            **{k: v for k, v in speed.preset_json(p).items() if k != "name"},
+            **{k: v for k, v in tools.preset_json(p).items() if k != "name"},
             "preset": p.name,
         }
         for p in PRESETS.values()
     ]
     subprocess.run(["node", str(SHARP_RENDER), json.dumps(jobs)], cwd=BENCH_DIR, check=True, capture_output=True)
-    presets = [speed.preset_json(p) for p in PRESETS.values()]
+    presets = [tools.preset_json(p) for p in PRESETS.values()]
     requests = [
         {"op": "open", "file": str(source), "presets": presets, "warmup": 1},
         {"op": "own"},
@@ -263,7 +264,7 @@ def test_sharp_bench_writes_the_bytes_of_sharp_render(tmp_path: Path) -> None:
         {"op": "save", "outputs": str(tmp_path / "bench")},
     ]
     proc = subprocess.run(
-        ["node", str(speed.SHARP_SCRIPT), "--serve", "1"],
+        ["node", str(tools.SHARP_SCRIPT), "--serve", "1"],
         input="".join(json.dumps(r) + "\n" for r in requests),
         cwd=BENCH_DIR,
         check=True,
@@ -301,15 +302,15 @@ def test_importtime_names_the_largest_imports_and_the_module_body() -> None:
             "import time:      3000 |       8000 | py_handlers.generate_thumbnail",
         ]
     )
-    largest, body = speed.importtime_largest(stderr, "py_handlers.generate_thumbnail", count=3)
+    largest, body = coldstart.importtime_largest(stderr, "py_handlers.generate_thumbnail", count=3)
     assert largest == [("boto3", 4.0), ("botocore", 2.0), ("kiray_imaging", 0.7)]
     assert body == 3.0
-    largest, body = speed.importtime_largest(stderr, "kiray_imaging")
+    largest, body = coldstart.importtime_largest(stderr, "kiray_imaging")
     assert ("kiray_imaging.lambda_pipeline", 4.3) in largest
     assert body == 0.7
 
 
 def test_margins_are_a_share_of_the_target() -> None:
-    assert speed._pass_by(0.4, 0.5) == "PASS (20 % to spare)"
-    assert speed._pass_by(0.75, 0.5) == "**MISS** (over by 50 %)"
-    assert speed._pass_by(0.5, 0.5).startswith("PASS")
+    assert verdicts._pass_by(0.4, 0.5) == "PASS (20 % to spare)"
+    assert verdicts._pass_by(0.75, 0.5) == "**MISS** (over by 50 %)"
+    assert verdicts._pass_by(0.5, 0.5).startswith("PASS")
