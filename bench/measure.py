@@ -24,6 +24,7 @@ from bench.tools import (
     Tool,
     idle_rss_kb,
     peak_rss_kb,
+    peer_plans,
     preset_json,
     sharp_default_concurrency,
     tool_versions,
@@ -63,11 +64,14 @@ def measure_file(
         "presets": [preset_json(p) for p in presets],
         "warmup": runs.warmup,
     }
+    ours_shrink: dict[str, int] = {}
     for key, runner in runners.items():
+        if key != "ours" and "plans" not in request:
+            # Ours opens first: the peers are then given our core's plan with the shrink ours took for this photo.
+            request = {**request, "plans": peer_plans(path, presets, ours_shrink)}
         answer = runner.ask(request)
         if key == "ours" and answer["ok"]:
-            # Ours opens first: the peers that pick a DCT shrink themselves are then given ours for this photo.
-            request = {**request, "shrink": answer["shrink"]}
+            ours_shrink = {str(name): int(d) for name, d in answer["shrink"].items()}
         if answer["ok"]:
             opened[key] = answer
         else:
@@ -76,10 +80,10 @@ def measure_file(
 
     djpeg: dict[int, list[str]] = {}
     if results.djpeg is not None and "ours" in opened and is_baseline_jpeg(path):
-        ours_shrink = opened["ours"]["shrink"].get(THUMBNAIL) or 8
+        thumbnail_shrink = ours_shrink.get(THUMBNAIL) or 8
         djpeg = {
             d: [results.djpeg.path, "-scale", f"1/{d}", "-outfile", os.devnull, str(path)]
-            for d in sorted({8, ours_shrink})
+            for d in sorted({8, thumbnail_shrink})
         }
         for command in djpeg.values():
             for _ in range(runs.warmup):
@@ -192,7 +196,7 @@ def run(
             if cell.ok:
                 ours = results.timed("ours", i)
                 shrink = {n: r.shrink for n, r in ours.renditions.items() if r.shrink} if ours else {}
-                cell.rss_kb = peak_rss_kb(tool, f, presets, shrink)
+                cell.rss_kb = peak_rss_kb(tool, f, presets, peer_plans(f, presets, shrink))
         results.idle_kb[tool.key] = idle_rss_kb(tool)
     log(f"peak RSS of a fresh process per tool and photo in {time.monotonic() - start:.0f} s")
 

@@ -324,8 +324,8 @@ def report(results: Results, corpus: Path) -> str:
         " the runtime itself; the idle column is that floor (the library imported, nothing rendered), Python's for"
         " ours, Pillow and pyvips, Node's for sharp, as each would run on Lambda. No AWS SDK is loaded.",
         "- Pillow-draft: `Image.open`, `draft('RGB', size)` to the DCT scale our core chose for that photo and"
-        " preset (the smallest one that still covers the output where ours did not read the photo), Lanczos with"
-        " our crop rule, then on the small image EXIF orientation, alpha onto"
+        " preset (where ours did not read the photo, the one our core's plan gives, `kiray_imaging.plan`), Lanczos"
+        " with that plan's crop, then on the small image EXIF orientation, alpha onto"
         " white, the embedded ICC profile → sRGB with LittleCMS (its cost is the `colour` stage), 3-channel"
         " JPEG at the preset's quality with `optimize=True`.",
         "- pyvips: `thumbnail_buffer(size='down', crop='centre' for cover)`, then on the small image the embedded"

@@ -3,7 +3,7 @@
 Each tool runs in processes of its own, with its native API: bench/speed_runner.py for ours, Pillow-draft and pyvips,
 bench/peers/sharp_bench.mjs for sharp. A ``serve`` process lives for the whole run and answers one JSON request a
 line (`Runner`); ``rss``, ``idle`` and ``versions`` are one fresh process each. Presets travel as numbers from
-kiray_imaging.presets, so no child re-derives them.
+kiray_imaging.presets, and with each photo our core's plan for it (`peer_plans`), so no child re-derives either.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+import kiray_imaging
+from bench import speed_runner
 from bench.cli import ROOT
 from kiray_imaging.presets import Preset
 
@@ -94,6 +98,37 @@ def preset_json(preset: Preset) -> dict[str, Any]:
     }
 
 
+def peer_plans(path: Path, presets: Sequence[Preset], shrink: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """Our core's plan (`kiray_imaging.plan`) of the photo at `path` for each preset, as numbers for the children
+    (`speed_runner.PlanSpec`): Pillow-draft crops by it, and the peers that shrink a JPEG on load themselves take its
+    shrink, so they decode and crop as our core does.
+
+    `shrink` is our core's actual choice for this photo, where it read it: it wins over the plan's, which cannot know
+    whether the decoder makes an eighth cheaply (that depends on the JPEG's scans, `eighth_is_cheap`). The plan's
+    own, with the core's margin, serves where ours did not read the photo. Empty where Pillow cannot read the
+    header; then neither can the Pillow child, the one peer that needs a plan to render at all.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = speed_runner.exif_orientation(image)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return {}
+    plans: dict[str, dict[str, Any]] = {}
+    for preset in presets:
+        plan = kiray_imaging.plan(width, height, preset, orientation=orientation)
+        plans[preset.name] = {
+            "crop_left": plan.crop_left,
+            "crop_top": plan.crop_top,
+            "crop_width": plan.crop_width,
+            "crop_height": plan.crop_height,
+            "out_width": plan.out_width,
+            "out_height": plan.out_height,
+            "shrink_on_load": shrink.get(preset.name, plan.shrink_on_load),
+        }
+    return plans
+
+
 # --- the processes ----------------------------------------------------------------------------------------------
 
 
@@ -167,9 +202,9 @@ class Runner:
         self.stderr.close()
 
 
-def peak_rss_kb(tool: Tool, file: Path, presets: Sequence[Preset], shrink: dict[str, int]) -> int | None:
+def peak_rss_kb(tool: Tool, file: Path, presets: Sequence[Preset], plans: dict[str, dict[str, Any]]) -> int | None:
     """Peak RSS of a fresh process rendering `file` with every preset once; None where the tool cannot read it."""
-    request = {"file": str(file), "presets": [preset_json(p) for p in presets], "shrink": shrink}
+    request = {"file": str(file), "presets": [preset_json(p) for p in presets], "plans": plans}
     (line,) = _run_json_lines(tool, "rss", request, RSS_TIMEOUT_S)
     return int(line["peak_kb"]) if line["ok"] else None
 

@@ -26,7 +26,7 @@ from bench.peers.sharp import unavailable_reason as sharp_unavailable
 from PIL import Image
 
 from bench import coldstart, speed, speed_runner, tools, verdicts
-from kiray_imaging import render
+from kiray_imaging import plan, render
 from kiray_imaging.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,35 +153,63 @@ def test_arguments_are_checked_before_anything_runs(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def _plans(path: Path, shrink: dict[str, int] | None = None) -> dict[str, speed_runner.PlanSpec]:
+    """What the parent sends a peer with a photo: our core's plan, with the shrink ours took where it is given."""
+    return speed_runner.plan_specs(tools.peer_plans(path, list(PRESETS.values()), shrink or {}))
+
+
 @pytest.mark.parametrize("orientation", [1, 6])
 @pytest.mark.parametrize("size", [(1600, 1200), (5000, 3000), (700, 900), (245, 245)])
 def test_peers_crop_and_shrink_as_our_core_does(tmp_path: Path, size: tuple[int, int], orientation: int) -> None:
-    """Pillow-draft crops by the runner's copy of our geometry and drafts to our core's shrink when given it; its
-    own fallback rule never decodes fewer pixels than the output needs."""
-    data = _jpeg(tmp_path / "in.jpg", size, orientation=orientation).read_bytes()
+    """Pillow-draft crops by our core's plan and drafts to our core's shrink when given it; the plan's own shrink,
+    used where ours did not read the photo, never decodes fewer pixels than the output needs."""
+    path = _jpeg(tmp_path / "in.jpg", size, orientation=orientation)
+    data = path.read_bytes()
     pillow = speed_runner.PillowDraft()
     pillow.load()
     for spec in SPECS:
         ours = render(data, spec.name)
-        stored = speed_runner.plan(size[0], size[1], orientation, spec).size
-        shown = stored[::-1] if speed_runner.swaps_sides(orientation) else stored
+        core = plan(size[0], size[1], spec.name, orientation=orientation)
+        stored = (core.out_width, core.out_height)
+        shown = stored[::-1] if orientation in (5, 6, 7, 8) else stored
         assert shown == (ours.width, ours.height)
 
-        pillow.shrinks = {spec.name: ours.shrink_on_load}
+        pillow.plans = _plans(path, {spec.name: ours.shrink_on_load})
         drafted = pillow.render(data, spec)
         assert drafted.shrink == ours.shrink_on_load
         assert (drafted.width, drafted.height) == (ours.width, ours.height)
 
-        d = speed_runner.shrink_denominator(size[0], size[1], orientation, spec)
+        d = _plans(path)[spec.name].shrink_on_load
         assert d >= ours.shrink_on_load or d == 8
         assert size[0] // d >= stored[0]
         assert size[1] // d >= stored[1]
 
 
-def _render_python(tool: str, data: bytes, env: dict[str, str] | None = None) -> list[dict[str, object]]:
-    """Renders through the runner's own tool classes in this process (pyvips reads its environment at import)."""
+def test_peers_shrink_as_far_as_ours_did_not_as_far_as_the_plan_says(tmp_path: Path) -> None:
+    """A progressive JPEG gives our decoder a cheap eighth, which the plan cannot know (it depends on the scans):
+    the peers are given the shrink ours took, so they decode as few pixels as ours, not more."""
+    path = tmp_path / "progressive.jpg"
+    _photo((4000, 3000), 4).save(path, quality=90, progressive=True)
+    data = path.read_bytes()
+    spec = SPECS[0]
+    ours = render(data, spec.name)
+    planned = _plans(path)[spec.name].shrink_on_load
+    assert ours.shrink_on_load > planned, "no cheap eighth here: the test photo no longer tells the two apart"
+    pillow = speed_runner.PillowDraft()
+    pillow.load()
+    pillow.plans = _plans(path, {spec.name: ours.shrink_on_load})
+    drafted = pillow.render(data, spec)
+    assert drafted.shrink == ours.shrink_on_load
+    assert (drafted.width, drafted.height) == (ours.width, ours.height)
+
+
+def _render_python(tool: str, path: Path) -> list[dict[str, object]]:
+    """Renders through the runner's own tool classes in this process (pyvips reads its environment at import), with
+    our core's plan and no render of ours: the shrink is the plan's own."""
     impl = speed_runner.TOOLS[tool]()
     impl.load()
+    impl.plans = _plans(path)
+    data = path.read_bytes()
     results: list[dict[str, object]] = []
     for spec in SPECS:
         out = impl.render(data, spec)
@@ -198,22 +226,21 @@ def _render_python(tool: str, data: bytes, env: dict[str, str] | None = None) ->
 def test_python_peers_write_what_every_tool_writes(tmp_path: Path, tool: str) -> None:
     if tool == "pyvips":
         needs_every_peer()
-    rotated = _jpeg(tmp_path / "rotated.jpg", (1600, 1200), orientation=6).read_bytes()
-    got = _render_python(tool, rotated)
+    got = _render_python(tool, _jpeg(tmp_path / "rotated.jpg", (1600, 1200), orientation=6))
     sizes = [r["size"] for r in got]
     # Orientation applied (a quarter turn), and one decode gives the same sizes as own decodes.
     assert sizes == [(400, 300), (960, 1280), (400, 300), (960, 1280)]
     # 3-channel JPEGs from grey and from alpha, so bytes compare like with like.
-    grey = _jpeg(tmp_path / "grey.jpg", (800, 600), mode="L").read_bytes()
-    buf = io.BytesIO()
+    grey = _jpeg(tmp_path / "grey.jpg", (800, 600), mode="L")
     rgba = _photo((600, 800), 3).convert("RGBA")
     rgba.putalpha(Image.radial_gradient("L").resize((600, 800)))
-    rgba.save(buf, "PNG")
-    for data in (grey, buf.getvalue()):
-        assert {r["mode"] for r in _render_python(tool, data)} == {"RGB"}
+    rgba.save(tmp_path / "alpha.png", "PNG")
+    for path in (grey, tmp_path / "alpha.png"):
+        assert {r["mode"] for r in _render_python(tool, path)} == {"RGB"}
     if tool == "pillow":
-        # draft() by its own rule (no shrink from our core given): turned a quarter, the 1600x1200 photo must cover
-        # 300x400, so it shrinks by 2 (not 4) for the thumbnail, and not at all for the 1280 medium.
+        # draft() by our core's plan (no render of ours given): turned a quarter, the 1600x1200 photo must cover
+        # 300x400 with the core's margin, so it shrinks by 2 (not 4) for the thumbnail, and not at all for the 1280
+        # medium.
         assert [r["shrink"] for r in got[:2]] == [2, 1]
 
 
@@ -230,6 +257,7 @@ def test_python_peers_convert_an_embedded_profile_to_srgb(corpus: Path, tmp_path
     image.save(tmp_path / "plain.jpg", quality=95)
     impl = speed_runner.TOOLS[tool]()
     impl.load()
+    impl.plans = _plans(tmp_path / "p3.jpg")  # the same size as plain.jpg
     tagged = impl.render((tmp_path / "p3.jpg").read_bytes(), SPECS[0])
     plain = impl.render((tmp_path / "plain.jpg").read_bytes(), SPECS[0])
     with Image.open(io.BytesIO(tagged.data)) as a, Image.open(io.BytesIO(plain.data)) as b:
