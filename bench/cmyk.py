@@ -39,8 +39,8 @@ SWOP_LIKE = (
     "/opt/homebrew/share/ghostscript/*/iccprofiles/default_cmyk.icc",
     "/usr/local/share/ghostscript/*/iccprofiles/default_cmyk.icc",
 )
-# Colour photos of the corpus; the sources are shrunk to this long side first (a medium is 1280): the question is
-# colour, and full-size separations would only slow the report down.
+# Colour photos of the corpus; the sources are shrunk to this long side first (still above the medium preset's): the
+# question is colour, and full-size separations would only slow the report down.
 PHOTOS = ("Dragonfly_by_Bolly.jpg", "Wine_by_Jakub_Mede.jpg", "seeding_by_Clemens_Engelhardt.jpg",
           "derived_phone_pug_p3.jpg")  # fmt: skip
 SOURCE_LONG_SIDE = 2048

@@ -337,9 +337,9 @@ class Pyvips:
     and JPEG at the preset's quality with sharp's encoder settings (optimised Huffman tables, no metadata).
 
     The profile is converted after thumbnail rather than by its ``export_profile="srgb"``: that option also
-    transforms untagged images, sRGB to sRGB, which costs 150–200 ms a render here for identical pixels, a cost sharp
-    (the same libvips) does not pay and a careful pyvips user would not either. Tagged images get the same transform
-    either way, on the small image.
+    transforms untagged images, sRGB to sRGB, a whole transform for identical pixels (its cost is in
+    bench/results/history.md) that sharp (the same libvips) does not pay and a careful pyvips user would not either.
+    Tagged images get the same transform either way, on the small image.
     """
 
     one_decode = True
