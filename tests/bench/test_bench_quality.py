@@ -17,6 +17,7 @@ from bench.peers import Job, Outcome, Rendered, Skipped
 from PIL import Image, ImageOps
 
 from bench import cli, quality, scoring
+from kiray_imaging.presets import PRESETS
 
 
 def _photo(size: tuple[int, int], seed: int) -> Image.Image:
@@ -86,7 +87,8 @@ def test_report_with_our_core_alone(small_corpus: Path, tmp_path: Path, capsys: 
     assert capsys.readouterr().out.strip() == report.strip()
     assert re.search(r"^Versions: kiray_imaging \S+", report, re.MULTILINE)
     # Cover crops to the box; inside never upscales.
-    assert _cells(report, "photo.jpg", "thumbnail")[2] == "400×300"
+    thumbnail = PRESETS["thumbnail"]
+    assert _cells(report, "photo.jpg", "thumbnail")[2] == f"{thumbnail.width}×{thumbnail.height}"
     assert _cells(report, "photo.jpg", "medium")[2] == "640×480"
     assert _cells(report, "alpha.png", "medium")[2] == "500×700"
     for file in ("photo.jpg", "alpha.png"):
@@ -157,7 +159,8 @@ def _row(ours: quality.Result | None, sharp: quality.Result | None) -> quality.R
 
 
 def _score(ssim: float, size: int) -> scoring.Score:
-    return scoring.Score(width=400, height=300, bytes=size, ssim=ssim, psnr=35.0)
+    thumbnail = PRESETS["thumbnail"]
+    return scoring.Score(width=thumbnail.width, height=thumbnail.height, bytes=size, ssim=ssim, psnr=35.0)
 
 
 @pytest.mark.parametrize(

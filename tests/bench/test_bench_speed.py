@@ -228,8 +228,11 @@ def test_python_peers_write_what_every_tool_writes(tmp_path: Path, tool: str) ->
         needs_every_peer()
     got = _render_python(tool, _jpeg(tmp_path / "rotated.jpg", (1600, 1200), orientation=6))
     sizes = [r["size"] for r in got]
-    # Orientation applied (a quarter turn), and one decode gives the same sizes as own decodes.
-    assert sizes == [(400, 300), (960, 1280), (400, 300), (960, 1280)]
+    # Orientation applied (a quarter turn: shown 1200 wide, 1600 high), and one decode gives the same sizes as own
+    # decodes: the thumbnail fills its box, the medium fits inside its own.
+    thumbnail, medium = PRESETS["thumbnail"], PRESETS["medium"]
+    inside = min(medium.width / 1200, medium.height / 1600)
+    assert sizes == [(thumbnail.width, thumbnail.height), (round(1200 * inside), round(1600 * inside))] * 2
     # 3-channel JPEGs from grey and from alpha, so bytes compare like with like.
     grey = _jpeg(tmp_path / "grey.jpg", (800, 600), mode="L")
     rgba = _photo((600, 800), 3).convert("RGBA")
@@ -238,8 +241,8 @@ def test_python_peers_write_what_every_tool_writes(tmp_path: Path, tool: str) ->
     for path in (grey, tmp_path / "alpha.png"):
         assert {r["mode"] for r in _render_python(tool, path)} == {"RGB"}
     if tool == "pillow":
-        # draft() by our core's plan (no render of ours given): turned a quarter, the 1600x1200 photo must cover
-        # 300x400 with the core's margin, so it shrinks by 2 (not 4) for the thumbnail, and not at all for the 1280
+        # draft() by our core's plan (no render of ours given): turned a quarter, the 1600x1200 photo must cover the
+        # thumbnail's box on its side with the core's margin, so it shrinks by 2 (not 4), and not at all for the
         # medium.
         assert [r["shrink"] for r in got[:2]] == [2, 1]
 
