@@ -1,4 +1,4 @@
-"""Lambda cost per million uploads, on paper, from the CPU time `make bench` measured (bench/speed.py adds the
+"""Lambda cost per million uploads, on paper, from the CPU time `make bench` measured (bench/speed_report.py adds the
 table to bench/results/bench.md; docs/cost.md explains it).
 
 The model, stated so it can be argued with:

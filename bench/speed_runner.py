@@ -1,4 +1,4 @@
-"""The child process of the speed benchmark (bench/speed.py) for the Python tools: ours, Pillow-draft and pyvips.
+"""The child process of the speed benchmark for the Python tools (ours, Pillow-draft, pyvips); bench/tools.py drives it.
 
     python -m bench.speed_runner TOOL MODE < request.json
 

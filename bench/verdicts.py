@@ -141,7 +141,7 @@ def verdicts(results: Results) -> list[Verdict]:
 
 
 def _fidelity_verdicts(results: Results, base: str) -> list[Verdict]:
-    """SSIM and bytes against sharp, per rendition, with quality.py's tolerances."""
+    """SSIM and bytes against sharp, per rendition, with the tolerances of `make quality` (bench/scoring.py)."""
     deltas: list[tuple[str, float]] = []
     byte_ratios: list[tuple[str, float]] = []
     idx = common_indices(results, ["ours", base])
