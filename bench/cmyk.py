@@ -32,17 +32,15 @@ from bench.peers.ours import Ours
 from bench.peers.sharp import Sharp, unavailable_reason
 from kiray_imaging.presets import PRESETS
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
-DEFAULT_OUT = ROOT / "bench" / "results" / "cmyk.md"
-OUR_PROFILE = ROOT / "rust_core" / "profiles" / "fogra39l-coated.icc"
+DEFAULT_OUT = cli.ROOT / "bench" / "results" / "cmyk.md"
+OUR_PROFILE = cli.ROOT / "rust_core" / "profiles" / "fogra39l-coated.icc"
 SWOP_LIKE = (
     "/usr/share/color/icc/ghostscript/default_cmyk.icc",
     "/opt/homebrew/share/ghostscript/*/iccprofiles/default_cmyk.icc",
     "/usr/local/share/ghostscript/*/iccprofiles/default_cmyk.icc",
 )
-# Colour photos of the corpus; the sources are shrunk to this long side first (a medium is 1280): the question is
-# colour, and full-size separations would only slow the report down.
+# Colour photos of the corpus; the sources are shrunk to this long side first (still above the medium preset's): the
+# question is colour, and full-size separations would only slow the report down.
 PHOTOS = ("Dragonfly_by_Bolly.jpg", "Wine_by_Jakub_Mede.jpg", "seeding_by_Clemens_Engelhardt.jpg",
           "derived_phone_pug_p3.jpg")  # fmt: skip
 SOURCE_LONG_SIDE = 2048
@@ -163,7 +161,7 @@ def table(rows: Sequence[tuple[str, str, dict[str, Score]]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=cli.DEFAULT_CORPUS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--peers", default="ours,sharp", help="comma list from: ours, sharp")
     parser.add_argument("--photos", default=",".join(PHOTOS), help="comma list of corpus file names")

@@ -1,12 +1,12 @@
-"""Lambda cost per million uploads, on paper, from the CPU time `make bench` measured (bench/speed.py adds the
+"""Lambda cost per million uploads, on paper, from the CPU time `make bench` measured (bench/speed_report.py adds the
 table to bench/results/bench.md; docs/cost.md explains it).
 
 The model, stated so it can be argued with:
 - one upload = two invocations (thumbnail, medium), each rendering from its own decode, as the functions do;
 - a render is single-threaded and CPU-bound; Lambda gives 1 vCPU at 1769 MB and a proportional share below, so at
   M MB the render takes `cpu_ms × 1769 / M` (never less than `cpu_ms`);
-- S3 download + upload and the handler's own work add `IO_MS` per invocation (the demo measures 20–80 ms for a
-  1.5 MB photo against a local S3; in-region S3 is of that order), the same for every tool;
+- S3 download + upload and the handler's own work add `IO_MS` per invocation (of the order `make demo` measures
+  against a local S3, docs/cost.md; in-region S3 is of that order too), the same for every tool;
 - this machine's core is as fast as Lambda's (both are recent x86-64 server cores; the ratio between tools is the
   robust part, the absolute figure is an estimate);
 - x86_64 on-demand prices, us-east-1, first pricing tier: $0.0000166667 per GB-second, $0.20 per million requests,

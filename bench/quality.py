@@ -13,11 +13,9 @@ It is a report: it exits 0 even when a row misses the goal, unless --strict is g
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,41 +25,22 @@ from typing import Union
 
 import numpy as np
 import PIL
-from PIL import Image, features
+from PIL import features
 
-from bench import cli, metrics
-from bench.peers import Job, Outcome, Peer, Rendered, Skipped
+from bench import cli
+from bench.machine import cpu_model
+from bench.peers import Job, Outcome, Peer, Skipped
 from bench.peers.ours import Ours
 from bench.peers.sharp import Sharp, unavailable_reason
 from bench.reference import ReferenceError, References, RGBArray
+from bench.scoring import BYTES_SLACK, SSIM_EPSILON, Score, score
 from kiray_imaging.presets import PRESETS, Preset
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
-DEFAULT_OUT = ROOT / "bench" / "results" / "quality.md"
+DEFAULT_OUT = cli.ROOT / "bench" / "results" / "quality.md"
 
 OURS = "ours"
 BASELINE = "sharp"
-# SSIM differences this small are below what the encoders' own rounding moves; "≥" must not hinge on them.
-SSIM_EPSILON = 0.0005
-# "Bytes within 3 % count as equal."
-BYTES_SLACK = 1.03
-
 PEERS: dict[str, Callable[[], Peer]] = {"ours": Ours, "sharp": Sharp}
-
-# The corpus folder also holds its documentation and checksums; everything else is tried and accounted for, so a
-# new format dropped in is reported rather than silently left out.
-_NOT_IMAGES = ("README", "SHA256SUMS", "LICENSE")
-_TEXT_SUFFIXES = (".md", ".txt", ".json", ".sha256")
-
-
-@dataclass(frozen=True)
-class Score:
-    width: int
-    height: int
-    bytes: int
-    ssim: float
-    psnr: float
 
 
 Result = Union[Score, Skipped]
@@ -123,36 +102,6 @@ class Row:
     iso: IsoPoint | None = None
     verdict: str = ""
     miss: bool = False
-
-
-def corpus_files(corpus: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in corpus.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and not p.name.upper().startswith(_NOT_IMAGES)
-        and p.suffix.lower() not in _TEXT_SUFFIXES
-    )
-
-
-def decode_output(data: bytes) -> RGBArray:
-    """A peer's JPEG as float32 HxWx3 RGB, decoded by the same Pillow for every peer so no decoder is favoured."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.float32)
-
-
-def score(rendered: Rendered, reference: Callable[[int, int], RGBArray]) -> Score:
-    pixels = decode_output(rendered.data)
-    height, width = pixels.shape[:2]
-    ref = reference(width, height)
-    return Score(
-        width=width,
-        height=height,
-        bytes=len(rendered.data),
-        ssim=metrics.ssim(pixels, ref),
-        psnr=metrics.psnr(pixels, ref),
-    )
 
 
 def judge(row: Row) -> tuple[str, bool]:
@@ -260,16 +209,6 @@ def iso_point(
     return lowest_quality_reaching(target, measure, {preset.quality: (at_preset.ssim, at_preset.bytes)})
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment(peers: Sequence[Peer]) -> str:
     versions: dict[str, str] = {}
     for peer in peers:
@@ -354,7 +293,8 @@ def report(
         f"Generated {generated} by `make quality` (`python -m bench.quality`) in {seconds:.0f} s on {cpu_model()}"
         f" ({os.cpu_count()} cores).",
         f"Versions: {environment_line}.",
-        f"Corpus: `{_shown(corpus)}`, {len({r.file for r in rows})} files × {len({r.preset for r in rows})} presets.",
+        f"Corpus: `{cli.shown(corpus)}`, {len({r.file for r in rows})} files × {len({r.preset for r in rows})}"
+        " presets.",
         "",
         "Each rendition is decoded with Pillow and compared with a reference at its own size: full decode, EXIF"
         " orientation, embedded ICC profile → sRGB (LittleCMS), alpha flattened onto white, 16-bit kept, float"
@@ -405,26 +345,8 @@ def report(
     return "\n".join(out)
 
 
-def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path, ROOT)
-    except ValueError:
-        return str(path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of photos (default: %(default)s)")
-    parser.add_argument(
-        "--peers", default="ours,sharp", help=f"comma-separated, from {sorted(PEERS)} (default: %(default)s)"
-    )
+    parser = cli.parser("bench.quality", __doc__, sorted(PEERS), (OURS, BASELINE))
     parser.add_argument(
         "--presets", default=",".join(PRESETS), help="comma-separated preset names (default: %(default)s)"
     )
@@ -437,54 +359,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.monotonic()
-
-    def log(message: str) -> None:
-        print(f"quality: {message}", file=sys.stderr, flush=True)
-
-    peer_names = cli.names(args.peers)
-    unknown = sorted(set(peer_names) - set(PEERS))
-    if unknown or not peer_names:
-        log(f"unknown peers {unknown}; choose from {sorted(PEERS)}")
-        return 2
-    # Arguments first, then the environment: a typo is reported as a typo wherever sharp is missing.
+    log = cli.stderr_log("quality")
     preset_names = cli.names(args.presets)
-    if not preset_names or any(n not in PRESETS for n in preset_names):
-        log(f"expected presets from {sorted(PRESETS)}, got {args.presets!r}")
-        return 2
-    if "sharp" in peer_names and (reason := unavailable_reason()) is not None:
-        log(f"sharp cannot run: {reason}. Run `make quality`, or pass --peers ours")
-        return 2
-    if not args.corpus.is_dir():
-        log(f"no corpus folder at {args.corpus}")
-        return 2
-    files = corpus_files(args.corpus)
-    if not files:
-        log(f"no files in {args.corpus}")
-        return 2
 
-    peers = [PEERS[name]() for name in peer_names]
+    def check_presets() -> str | None:
+        if not preset_names or any(n not in PRESETS for n in preset_names):
+            return f"expected presets from {sorted(PRESETS)}, got {args.presets!r}"
+        return None
+
+    prepared = cli.prepare(
+        args,
+        sorted(PEERS),
+        log,
+        check_arguments=check_presets,
+        unavailable={BASELINE: unavailable_reason},
+        advice="Run `make quality`, or pass --peers ours",
+    )
+    if prepared is None:
+        return 2
+    peers = [PEERS[name]() for name in prepared.peers]
     presets = [PRESETS[name] for name in preset_names]
-    references = References(None if args.no_cache else args.cache_dir)
-    with tempfile.TemporaryDirectory(prefix="kiray-quality-") as tmp:
-        outputs = args.outputs if args.outputs is not None else Path(tmp)
-        rows = evaluate(files, presets, peers, references, outputs, log, iso=not args.no_iso)
+    with cli.workspace(args, "kiray-quality-") as (references, outputs):
+        rows = evaluate(prepared.files, presets, peers, references, outputs, log, iso=not args.no_iso)
         notes = {}
-        for f in files:
+        for f in prepared.files:
             try:
                 notes[f.name] = references.notes(f.read_bytes())
             except ReferenceError:
                 notes[f.name] = ()
     text = report(
         rows,
-        peer_names,
+        prepared.peers,
         environment_line=environment(peers),
         corpus=args.corpus,
         notes=notes,
         seconds=time.monotonic() - start,
     )
-    _write_atomic(args.out, text)
-    print(text)
-    log(f"wrote {_shown(args.out)} in {time.monotonic() - start:.0f} s")
+    cli.publish(text, args.out, log, start)
     misses = [r for r in rows if r.miss]
     if misses and args.strict:
         log(f"{len(misses)} rows miss the goal (--strict)")

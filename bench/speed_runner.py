@@ -1,4 +1,4 @@
-"""The child process of the speed benchmark (bench/speed.py) for the Python tools: ours, Pillow-draft and pyvips.
+"""The child process of the speed benchmark for the Python tools (ours, Pillow-draft, pyvips); bench/tools.py drives it.
 
     python -m bench.speed_runner TOOL MODE < request.json
 
@@ -9,13 +9,13 @@ TOOL is ``ours``, ``pillow`` or ``pyvips``. MODE is one of
   the last renditions; the parent takes the medians, taking turns between tools so that they share the load;
 - ``rss``: render the photo's presets once each, then print this process's peak RSS (VmHWM);
 
-``open`` and ``rss`` may carry ``"shrink": {preset: n}``, our core's DCT shrink for that photo, for the peers that
-choose one themselves;
+``open`` and ``rss`` carry ``"plans": {preset: {...}}``, our core's plan for that photo (`PlanSpec`), for the peers
+that crop or shrink on load as our core does;
 - ``idle``: import the library and print the peak RSS, the floor under every ``rss`` figure;
 - ``versions``: the library versions, one JSON object.
 
 Presets travel as numbers, ``{name, width, height, fit, quality}``, from the parent (kiray_imaging.presets), as for
-sharp_bench.mjs; ``rss`` reads ``{"file", "presets"}`` on stdin.
+sharp_bench.mjs; ``rss`` reads ``{"file", "presets", "plans"}`` on stdin.
 
 Only the standard library is imported at module level, and no part of the parent (numpy, the references, the
 `bench.peers` package, which imports our core): a peak-RSS child holds its own library and nothing else. pyvips
@@ -58,6 +58,45 @@ class PresetSpec:
         return PresetSpec(str(raw["name"]), int(raw["width"]), int(raw["height"]), str(raw["fit"]), int(raw["quality"]))
 
 
+@dataclass(frozen=True)
+class PlanSpec:
+    """Our core's plan (``kiray_imaging.plan``) for the photo at hand and one preset, as numbers from the parent: this
+    process does not import the core, so that a peer's peak RSS holds its own library alone."""
+
+    crop_left: float
+    """The source crop, in stored (pre-orientation) full-size pixels."""
+    crop_top: float
+    crop_width: float
+    crop_height: float
+    out_width: int
+    """The output size in stored orientation."""
+    out_height: int
+    shrink_on_load: int
+    """The JPEG DCT shrink to decode at: our core's own choice for this photo where it read it."""
+
+    @staticmethod
+    def of(raw: dict[str, Any]) -> PlanSpec:
+        return PlanSpec(
+            float(raw["crop_left"]),
+            float(raw["crop_top"]),
+            float(raw["crop_width"]),
+            float(raw["crop_height"]),
+            int(raw["out_width"]),
+            int(raw["out_height"]),
+            int(raw["shrink_on_load"]),
+        )
+
+
+def plan_specs(raw: dict[str, Any]) -> dict[str, PlanSpec]:
+    return {str(name): PlanSpec.of(plan) for name, plan in raw.items()}
+
+
+def exif_orientation(image: Any) -> int:
+    """A PIL image's EXIF orientation, 1 where it has none or an invalid one (as our core reads it)."""
+    orientation = int(image.getexif().get(0x0112, 1))
+    return orientation if orientation in range(1, 9) else 1
+
+
 @dataclass
 class Output:
     data: bytes
@@ -80,9 +119,9 @@ class UnreadableError(Exception):
 class Tool(Protocol):
     one_decode: bool
     """Whether the tool's API can make both presets from one decode."""
-    shrinks: dict[str, int]
-    """Preset name → the JPEG DCT shrink our core chose for the photo at hand, when the parent knows it: the peers
-    that pick a shrink themselves (Pillow's draft, pyvips' one decode) then decode exactly as much as we do."""
+    plans: dict[str, PlanSpec]
+    """Preset name → our core's plan for the photo at hand, from the parent: the peers that crop or pick a shrink
+    themselves (Pillow's draft, pyvips' one decode) then decode and crop exactly as we do."""
 
     def load(self) -> None: ...
 
@@ -91,63 +130,6 @@ class Tool(Protocol):
     def render(self, data: bytes, preset: PresetSpec) -> Output: ...
 
     def render_one_decode(self, data: bytes, presets: Sequence[PresetSpec]) -> list[Output]: ...
-
-
-# --- geometry: our core's rules (rust_core/src/geometry.rs), so Pillow shrinks and crops exactly as we do ----------
-
-
-@dataclass(frozen=True)
-class Plan:
-    crop: tuple[float, float, float, float]
-    """left, top, right, bottom in stored (pre-orientation) full-size coordinates."""
-    size: tuple[int, int]
-    """Output width, height in stored orientation."""
-
-    def scale(self) -> float:
-        return self.size[0] / (self.crop[2] - self.crop[0])
-
-
-def swaps_sides(orientation: int) -> bool:
-    return orientation in (5, 6, 7, 8)
-
-
-def plan(width: int, height: int, orientation: int, preset: PresetSpec) -> Plan:
-    """The crop and output size for a `width`×`height` stored image: never upscales, never a side of 0."""
-    sw, sh = float(width), float(height)
-    bw, bh = (preset.height, preset.width) if swaps_sides(orientation) else (preset.width, preset.height)
-    if preset.fit == "inside":
-        scale = min(bw / sw, bh / sh, 1.0)
-        out = (min(max(round(sw * scale), 1), width), min(max(round(sh * scale), 1), height))
-        return Plan((0.0, 0.0, sw, sh), out)
-    if preset.fit != "cover":
-        raise ValueError(f"expected fit 'cover' or 'inside', got {preset.fit!r}")
-    scale = min(max(bw / sw, bh / sh), 1.0)
-    out_w = max(round(min(bw, sw * scale, bw * (sh * scale) / bh)), 1)
-    out_h = max(round(min(bh, sh * scale, bh * (sw * scale) / bw)), 1)
-    crop_w = min(out_w / scale, sw)
-    crop_h = min(out_h / scale, sh)
-    left, top = (sw - crop_w) / 2, (sh - crop_h) / 2
-    return Plan((left, top, left + crop_w, top + crop_h), (out_w, out_h))
-
-
-def shrink_denominator(width: int, height: int, orientation: int, preset: PresetSpec) -> int:
-    """The largest of 1, 2, 4, 8 a JPEG may be shrunk by on load while it still holds one source pixel per output
-    pixel: the decode never goes below the output."""
-    scale = plan(width, height, orientation, preset).scale()
-    denominator = 1
-    while denominator < 8 and denominator * 2 * scale <= 1.0:
-        denominator *= 2
-    return denominator
-
-
-def chosen_shrink(
-    given: dict[str, int], width: int, height: int, orientation: int, presets: Sequence[PresetSpec]
-) -> int:
-    """The shrink of one decode that serves every preset in `presets`: our core's choice where the parent passed
-    it (the core's margin above the output is tuned and may change), else the smallest that covers every output."""
-    if presets and all(p.name in given for p in presets):
-        return min(given[p.name] for p in presets)
-    return min(shrink_denominator(width, height, orientation, p) for p in presets)
 
 
 # --- the tools --------------------------------------------------------------------------------------------------
@@ -164,7 +146,7 @@ class Ours:
     one_decode = True
 
     def __init__(self) -> None:
-        self.shrinks: dict[str, int] = {}
+        self.plans: dict[str, PlanSpec] = {}
 
     def load(self) -> None:
         self.kiray = importlib.import_module("kiray_imaging")
@@ -207,16 +189,15 @@ _TRANSPOSE_NAMES = {
 class _Decoded:
     pixels: Any
     """A PIL image in a mode Lanczos resizes (L, LA, RGB, RGBA, CMYK), drafted to 1/`shrink` of the stored size."""
-    full_size: tuple[int, int]
     orientation: int
     shrink: int
     icc: bytes | None
 
 
 class PillowDraft:
-    """Pillow with JPEG DCT scaling: Image.draft() to the DCT scale our core chose for the photo (else the smallest
-    decode that still covers the output), Lanczos with our crop, ICC → sRGB with LittleCMS when the file has a
-    profile, EXIF orientation, JPEG at the preset's quality with optimised Huffman tables.
+    """Pillow with JPEG DCT scaling: Image.draft() to the DCT scale of our core's plan for the photo, Lanczos with
+    that plan's crop, ICC → sRGB with LittleCMS when the file has a profile, EXIF orientation, JPEG at the preset's
+    quality with optimised Huffman tables.
 
     The order is the cheap one a careful Pillow user would pick, and the one our core uses: resize first, then
     orient, colour-convert and flatten the small image, so the full-size pixels are touched only by the decoder and
@@ -226,7 +207,7 @@ class PillowDraft:
     one_decode = True
 
     def __init__(self) -> None:
-        self.shrinks: dict[str, int] = {}
+        self.plans: dict[str, PlanSpec] = {}
 
     def load(self) -> None:
         self.pil = importlib.import_module("PIL")
@@ -248,13 +229,11 @@ class PillowDraft:
         except self.image.UnidentifiedImageError as e:
             # Its message ends with the repr of our BytesIO, an address that would change every run.
             raise UnreadableError("UnidentifiedImageError: cannot identify image file", unsupported=True) from e
-        orientation = int(image.getexif().get(0x0112, 1))
-        if orientation not in range(1, 9):
-            orientation = 1
+        orientation = exif_orientation(image)
         width, height = image.size
         shrink = 1
         if image.format == "JPEG":
-            wanted = chosen_shrink(self.shrinks, width, height, orientation, presets)
+            wanted = min(self._plan(p).shrink_on_load for p in presets)
             if wanted > 1:
                 # Floor division: draft() picks the largest scale whose result still covers the size asked for, so a
                 # rounded-up size could push it down a whole power of two.
@@ -267,7 +246,7 @@ class PillowDraft:
         icc = image.info.get("icc_profile")
         pixels = self._resizable(image)
         stages["decode"] = _ms_since(start)
-        return _Decoded(pixels, (width, height), orientation, shrink, icc or None)
+        return _Decoded(pixels, orientation, shrink, icc or None)
 
     def _resizable(self, image: Any) -> Any:
         """Modes Lanczos resizes as pixels (palette indices would not do); alpha kept for after the resize."""
@@ -284,14 +263,22 @@ class PillowDraft:
             return image.convert(mode.upper())
         return image
 
+    def _plan(self, preset: PresetSpec) -> PlanSpec:
+        try:
+            return self.plans[preset.name]
+        except KeyError:
+            raise RuntimeError(f"no plan for preset {preset.name!r}: the parent sends our core's with 'open'") from None
+
     def _finish(self, source: _Decoded, preset: PresetSpec, stages: dict[str, float]) -> Output:
-        """Resize (our crop rule on full-size coordinates, mapped into the drafted pixels), orient, colour, encode."""
-        p = plan(source.full_size[0], source.full_size[1], source.orientation, preset)
+        """Resize (our core's crop on full-size coordinates, mapped into the drafted pixels), orient, colour, encode."""
+        p = self._plan(preset)
         d = source.shrink
-        left, top, right, bottom = p.crop
+        right, bottom = p.crop_left + p.crop_width, p.crop_top + p.crop_height
         start = time.perf_counter_ns()
         out = source.pixels.resize(
-            p.size, self.image.Resampling.LANCZOS, box=(left / d, top / d, right / d, bottom / d)
+            (p.out_width, p.out_height),
+            self.image.Resampling.LANCZOS,
+            box=(p.crop_left / d, p.crop_top / d, right / d, bottom / d),
         )
         stages["resize"] = _ms_since(start)
 
@@ -350,15 +337,15 @@ class Pyvips:
     and JPEG at the preset's quality with sharp's encoder settings (optimised Huffman tables, no metadata).
 
     The profile is converted after thumbnail rather than by its ``export_profile="srgb"``: that option also
-    transforms untagged images, sRGB to sRGB, which costs 150–200 ms a render here for identical pixels, a cost sharp
-    (the same libvips) does not pay and a careful pyvips user would not either. Tagged images get the same transform
-    either way, on the small image.
+    transforms untagged images, sRGB to sRGB, a whole transform for identical pixels (its cost is in
+    bench/results/history.md) that sharp (the same libvips) does not pay and a careful pyvips user would not either.
+    Tagged images get the same transform either way, on the small image.
     """
 
     one_decode = True
 
     def __init__(self) -> None:
-        self.shrinks: dict[str, int] = {}
+        self.plans: dict[str, PlanSpec] = {}
 
     def load(self) -> None:
         # Imported by name: pyvips ships no type information, and it is installed by the benchmark's own
@@ -406,8 +393,9 @@ class Pyvips:
             header = self.vips.Image.new_from_buffer(data, "")
             image = header
             if str(header.get("vips-loader")).startswith("jpegload"):
-                orientation = int(header.get("orientation")) if header.get_typeof("orientation") else 1
-                shrink = chosen_shrink(self.shrinks, header.width, header.height, orientation, presets)
+                # A JPEG the parent's Pillow could not plan is decoded whole: never fewer pixels than the output.
+                planned = [self.plans[p.name].shrink_on_load for p in presets if p.name in self.plans]
+                shrink = min(planned) if len(planned) == len(presets) else 1
                 if shrink > 1:
                     image = self.vips.Image.new_from_buffer(data, "", shrink=shrink)
             image = image.copy_memory()
@@ -454,7 +442,7 @@ class Session:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request["op"]
         if op == "open":
-            self.tool.shrinks = {str(k): int(v) for k, v in request.get("shrink", {}).items()}
+            self.tool.plans = plan_specs(request.get("plans", {}))
             return self.open(Path(request["file"]), [PresetSpec.of(p) for p in request["presets"]], request["warmup"])
         if self.path is None:
             raise RuntimeError(f"{op!r} before a successful 'open'")
@@ -558,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     request = json.load(sys.stdin)
     presets = [PresetSpec.of(p) for p in request["presets"]]
-    tool.shrinks = {str(k): int(v) for k, v in request.get("shrink", {}).items()}
+    tool.plans = plan_specs(request.get("plans", {}))
     path = Path(request["file"])
     data = path.read_bytes()
     try:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import kiray_imaging
-from bench.quality import DEFAULT_CORPUS
+from bench.cli import DEFAULT_CORPUS
 from kiray_imaging.presets import PRESETS
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "threads.md"

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The speed benchmark's sharp runner (bench/speed.py drives it): the pipeline of sharp_render.mjs (auto-orient,
+// The speed benchmark's sharp runner (bench/tools.py drives it): the pipeline of sharp_render.mjs (auto-orient,
 // resize, flatten onto white, JPEG at the preset's quality, sharp's defaults otherwise), timed in-process so Node's
 // start-up is not measured, or run once in a fresh process for its peak memory.
 //

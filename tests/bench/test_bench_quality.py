@@ -16,7 +16,8 @@ import pytest
 from bench.peers import Job, Outcome, Rendered, Skipped
 from PIL import Image, ImageOps
 
-from bench import quality
+from bench import cli, quality, scoring
+from kiray_imaging.presets import PRESETS
 
 
 def _photo(size: tuple[int, int], seed: int) -> Image.Image:
@@ -74,7 +75,7 @@ class PillowAsSharp:
 
 
 def test_corpus_files_skip_documentation_and_hidden_files(small_corpus: Path) -> None:
-    assert [p.name for p in quality.corpus_files(small_corpus)] == ["alpha.png", "photo.jpg", "scan.tiff"]
+    assert [p.name for p in cli.corpus_files(small_corpus)] == ["alpha.png", "photo.jpg", "scan.tiff"]
 
 
 def test_report_with_our_core_alone(small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +87,8 @@ def test_report_with_our_core_alone(small_corpus: Path, tmp_path: Path, capsys: 
     assert capsys.readouterr().out.strip() == report.strip()
     assert re.search(r"^Versions: kiray_imaging \S+", report, re.MULTILINE)
     # Cover crops to the box; inside never upscales.
-    assert _cells(report, "photo.jpg", "thumbnail")[2] == "400×300"
+    thumbnail = PRESETS["thumbnail"]
+    assert _cells(report, "photo.jpg", "thumbnail")[2] == f"{thumbnail.width}×{thumbnail.height}"
     assert _cells(report, "photo.jpg", "medium")[2] == "640×480"
     assert _cells(report, "alpha.png", "medium")[2] == "500×700"
     for file in ("photo.jpg", "alpha.png"):
@@ -156,8 +158,9 @@ def _row(ours: quality.Result | None, sharp: quality.Result | None) -> quality.R
     return row
 
 
-def _score(ssim: float, size: int) -> quality.Score:
-    return quality.Score(width=400, height=300, bytes=size, ssim=ssim, psnr=35.0)
+def _score(ssim: float, size: int) -> scoring.Score:
+    thumbnail = PRESETS["thumbnail"]
+    return scoring.Score(width=thumbnail.width, height=thumbnail.height, bytes=size, ssim=ssim, psnr=35.0)
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,9 @@ def test_renders_both_presets_without_upscaling(tmp_path: Path) -> None:
     outcomes = Sharp().render_all(jobs)
     assert all(isinstance(o, Rendered) for o in outcomes)
     sizes = [(o.width, o.height) for o in outcomes if isinstance(o, Rendered)]
-    assert sizes == [(400, 300), (1280, 720), (320, 200)]
+    thumbnail, medium = PRESETS["thumbnail"], PRESETS["medium"]
+    inside = min(medium.width / 1600, medium.height / 900)
+    assert sizes == [(thumbnail.width, thumbnail.height), (round(1600 * inside), round(900 * inside)), (320, 200)]
     for job, outcome in zip(jobs, outcomes):
         assert isinstance(outcome, Rendered)
         assert job.output.read_bytes() == outcome.data
@@ -105,7 +107,9 @@ def test_unreadable_inputs_are_skipped_with_a_reason(tmp_path: Path) -> None:
 
 @needs_sharp
 def test_a_malformed_job_list_is_refused(tmp_path: Path) -> None:
-    bad = [{"input": "a.jpg", "output": "b.jpg", "preset": "thumbnail", "fit": "cover", "width": 400, "height": 300}]
+    thumbnail = PRESETS["thumbnail"]
+    box = {"fit": thumbnail.fit, "width": thumbnail.width, "height": thumbnail.height}
+    bad = [{"input": "a.jpg", "output": "b.jpg", "preset": "thumbnail", **box}]
     proc = subprocess.run(
         ["node", str(SCRIPT), json.dumps(bad)], capture_output=True, text=True, cwd=BENCH_DIR, check=False
     )

@@ -1,5 +1,6 @@
-"""The speed benchmark (bench/speed.py, bench/speed_runner.py, bench/peers/sharp_bench.mjs): that it runs, with
-every peer, on a small generated corpus, and that its peers do what the report says they do.
+"""The speed benchmark (`python -m bench.speed`: bench/speed.py and its pieces, bench/speed_runner.py,
+bench/peers/sharp_bench.mjs): that it runs, with every peer, on a small generated corpus, and that its peers do what
+the report says they do.
 
 These are not timed tests: nothing here asserts a speed. `make test` installs the benchmark's peers (bench-deps:
 sharp, pyvips); a bare pytest without them skips the tests that need them, except in CI, where a skip would hide a
@@ -24,16 +25,16 @@ from bench.peers.sharp import SCRIPT as SHARP_RENDER
 from bench.peers.sharp import unavailable_reason as sharp_unavailable
 from PIL import Image
 
-from bench import speed, speed_runner
-from kiray_imaging import render
+from bench import coldstart, speed, speed_runner, tools, verdicts
+from kiray_imaging import plan, render
 from kiray_imaging.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = [speed_runner.PresetSpec.of(speed.preset_json(p)) for p in PRESETS.values()]
+SPECS = [speed_runner.PresetSpec.of(tools.preset_json(p)) for p in PRESETS.values()]
 
 
 def _missing_peers() -> str | None:
-    reasons = [r for r in (sharp_unavailable(), speed.pyvips_unavailable_reason()) if r is not None]
+    reasons = [r for r in (sharp_unavailable(), tools.pyvips_unavailable_reason()) if r is not None]
     return "; ".join(reasons) or None
 
 
@@ -106,7 +107,7 @@ def test_make_bench_runs_every_peer_on_a_small_corpus(
 
     labels = {"ours", "Pillow-draft", "pyvips (1 thread)", "pyvips (defaults)"}
     # sharp's defaults are measured apart only where they differ from one thread (not on glibc Linux).
-    sharp = {"sharp (1 thread = its default here)"} if speed.sharp_default_concurrency() == 1 else set()
+    sharp = {"sharp (1 thread = its default here)"} if tools.sharp_default_concurrency() == 1 else set()
     labels |= sharp or {"sharp (1 thread)", "sharp (defaults)"}
     for file in ("photo.jpg", "alpha.png"):
         rows = _rows(report, file)
@@ -152,35 +153,63 @@ def test_arguments_are_checked_before_anything_runs(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def _plans(path: Path, shrink: dict[str, int] | None = None) -> dict[str, speed_runner.PlanSpec]:
+    """What the parent sends a peer with a photo: our core's plan, with the shrink ours took where it is given."""
+    return speed_runner.plan_specs(tools.peer_plans(path, list(PRESETS.values()), shrink or {}))
+
+
 @pytest.mark.parametrize("orientation", [1, 6])
 @pytest.mark.parametrize("size", [(1600, 1200), (5000, 3000), (700, 900), (245, 245)])
 def test_peers_crop_and_shrink_as_our_core_does(tmp_path: Path, size: tuple[int, int], orientation: int) -> None:
-    """Pillow-draft crops by the runner's copy of our geometry and drafts to our core's shrink when given it; its
-    own fallback rule never decodes fewer pixels than the output needs."""
-    data = _jpeg(tmp_path / "in.jpg", size, orientation=orientation).read_bytes()
+    """Pillow-draft crops by our core's plan and drafts to our core's shrink when given it; the plan's own shrink,
+    used where ours did not read the photo, never decodes fewer pixels than the output needs."""
+    path = _jpeg(tmp_path / "in.jpg", size, orientation=orientation)
+    data = path.read_bytes()
     pillow = speed_runner.PillowDraft()
     pillow.load()
     for spec in SPECS:
         ours = render(data, spec.name)
-        stored = speed_runner.plan(size[0], size[1], orientation, spec).size
-        shown = stored[::-1] if speed_runner.swaps_sides(orientation) else stored
+        core = plan(size[0], size[1], spec.name, orientation=orientation)
+        stored = (core.out_width, core.out_height)
+        shown = stored[::-1] if orientation in (5, 6, 7, 8) else stored
         assert shown == (ours.width, ours.height)
 
-        pillow.shrinks = {spec.name: ours.shrink_on_load}
+        pillow.plans = _plans(path, {spec.name: ours.shrink_on_load})
         drafted = pillow.render(data, spec)
         assert drafted.shrink == ours.shrink_on_load
         assert (drafted.width, drafted.height) == (ours.width, ours.height)
 
-        d = speed_runner.shrink_denominator(size[0], size[1], orientation, spec)
+        d = _plans(path)[spec.name].shrink_on_load
         assert d >= ours.shrink_on_load or d == 8
         assert size[0] // d >= stored[0]
         assert size[1] // d >= stored[1]
 
 
-def _render_python(tool: str, data: bytes, env: dict[str, str] | None = None) -> list[dict[str, object]]:
-    """Renders through the runner's own tool classes in this process (pyvips reads its environment at import)."""
+def test_peers_shrink_as_far_as_ours_did_not_as_far_as_the_plan_says(tmp_path: Path) -> None:
+    """A progressive JPEG gives our decoder a cheap eighth, which the plan cannot know (it depends on the scans):
+    the peers are given the shrink ours took, so they decode as few pixels as ours, not more."""
+    path = tmp_path / "progressive.jpg"
+    _photo((4000, 3000), 4).save(path, quality=90, progressive=True)
+    data = path.read_bytes()
+    spec = SPECS[0]
+    ours = render(data, spec.name)
+    planned = _plans(path)[spec.name].shrink_on_load
+    assert ours.shrink_on_load > planned, "no cheap eighth here: the test photo no longer tells the two apart"
+    pillow = speed_runner.PillowDraft()
+    pillow.load()
+    pillow.plans = _plans(path, {spec.name: ours.shrink_on_load})
+    drafted = pillow.render(data, spec)
+    assert drafted.shrink == ours.shrink_on_load
+    assert (drafted.width, drafted.height) == (ours.width, ours.height)
+
+
+def _render_python(tool: str, path: Path) -> list[dict[str, object]]:
+    """Renders through the runner's own tool classes in this process (pyvips reads its environment at import), with
+    our core's plan and no render of ours: the shrink is the plan's own."""
     impl = speed_runner.TOOLS[tool]()
     impl.load()
+    impl.plans = _plans(path)
+    data = path.read_bytes()
     results: list[dict[str, object]] = []
     for spec in SPECS:
         out = impl.render(data, spec)
@@ -197,22 +226,24 @@ def _render_python(tool: str, data: bytes, env: dict[str, str] | None = None) ->
 def test_python_peers_write_what_every_tool_writes(tmp_path: Path, tool: str) -> None:
     if tool == "pyvips":
         needs_every_peer()
-    rotated = _jpeg(tmp_path / "rotated.jpg", (1600, 1200), orientation=6).read_bytes()
-    got = _render_python(tool, rotated)
+    got = _render_python(tool, _jpeg(tmp_path / "rotated.jpg", (1600, 1200), orientation=6))
     sizes = [r["size"] for r in got]
-    # Orientation applied (a quarter turn), and one decode gives the same sizes as own decodes.
-    assert sizes == [(400, 300), (960, 1280), (400, 300), (960, 1280)]
+    # Orientation applied (a quarter turn: shown 1200 wide, 1600 high), and one decode gives the same sizes as own
+    # decodes: the thumbnail fills its box, the medium fits inside its own.
+    thumbnail, medium = PRESETS["thumbnail"], PRESETS["medium"]
+    inside = min(medium.width / 1200, medium.height / 1600)
+    assert sizes == [(thumbnail.width, thumbnail.height), (round(1200 * inside), round(1600 * inside))] * 2
     # 3-channel JPEGs from grey and from alpha, so bytes compare like with like.
-    grey = _jpeg(tmp_path / "grey.jpg", (800, 600), mode="L").read_bytes()
-    buf = io.BytesIO()
+    grey = _jpeg(tmp_path / "grey.jpg", (800, 600), mode="L")
     rgba = _photo((600, 800), 3).convert("RGBA")
     rgba.putalpha(Image.radial_gradient("L").resize((600, 800)))
-    rgba.save(buf, "PNG")
-    for data in (grey, buf.getvalue()):
-        assert {r["mode"] for r in _render_python(tool, data)} == {"RGB"}
+    rgba.save(tmp_path / "alpha.png", "PNG")
+    for path in (grey, tmp_path / "alpha.png"):
+        assert {r["mode"] for r in _render_python(tool, path)} == {"RGB"}
     if tool == "pillow":
-        # draft() by its own rule (no shrink from our core given): turned a quarter, the 1600x1200 photo must cover
-        # 300x400, so it shrinks by 2 (not 4) for the thumbnail, and not at all for the 1280 medium.
+        # draft() by our core's plan (no render of ours given): turned a quarter, the 1600x1200 photo must cover the
+        # thumbnail's box on its side with the core's margin, so it shrinks by 2 (not 4), and not at all for the
+        # medium.
         assert [r["shrink"] for r in got[:2]] == [2, 1]
 
 
@@ -229,6 +260,7 @@ def test_python_peers_convert_an_embedded_profile_to_srgb(corpus: Path, tmp_path
     image.save(tmp_path / "plain.jpg", quality=95)
     impl = speed_runner.TOOLS[tool]()
     impl.load()
+    impl.plans = _plans(tmp_path / "p3.jpg")  # the same size as plain.jpg
     tagged = impl.render((tmp_path / "p3.jpg").read_bytes(), SPECS[0])
     plain = impl.render((tmp_path / "plain.jpg").read_bytes(), SPECS[0])
     with Image.open(io.BytesIO(tagged.data)) as a, Image.open(io.BytesIO(plain.data)) as b:
@@ -249,13 +281,13 @@ def test_sharp_bench_writes_the_bytes_of_sharp_render(tmp_path: Path) -> None:
         {
             "input": str(source),
             "output": str(tmp_path / f"render.{p.name}.jpg"),
-            **{k: v for k, v in speed.preset_json(p).items() if k != "name"},
+            **{k: v for k, v in tools.preset_json(p).items() if k != "name"},
             "preset": p.name,
         }
         for p in PRESETS.values()
     ]
     subprocess.run(["node", str(SHARP_RENDER), json.dumps(jobs)], cwd=BENCH_DIR, check=True, capture_output=True)
-    presets = [speed.preset_json(p) for p in PRESETS.values()]
+    presets = [tools.preset_json(p) for p in PRESETS.values()]
     requests = [
         {"op": "open", "file": str(source), "presets": presets, "warmup": 1},
         {"op": "own"},
@@ -263,7 +295,7 @@ def test_sharp_bench_writes_the_bytes_of_sharp_render(tmp_path: Path) -> None:
         {"op": "save", "outputs": str(tmp_path / "bench")},
     ]
     proc = subprocess.run(
-        ["node", str(speed.SHARP_SCRIPT), "--serve", "1"],
+        ["node", str(tools.SHARP_SCRIPT), "--serve", "1"],
         input="".join(json.dumps(r) + "\n" for r in requests),
         cwd=BENCH_DIR,
         check=True,
@@ -301,15 +333,15 @@ def test_importtime_names_the_largest_imports_and_the_module_body() -> None:
             "import time:      3000 |       8000 | py_handlers.generate_thumbnail",
         ]
     )
-    largest, body = speed.importtime_largest(stderr, "py_handlers.generate_thumbnail", count=3)
+    largest, body = coldstart.importtime_largest(stderr, "py_handlers.generate_thumbnail", count=3)
     assert largest == [("boto3", 4.0), ("botocore", 2.0), ("kiray_imaging", 0.7)]
     assert body == 3.0
-    largest, body = speed.importtime_largest(stderr, "kiray_imaging")
+    largest, body = coldstart.importtime_largest(stderr, "kiray_imaging")
     assert ("kiray_imaging.lambda_pipeline", 4.3) in largest
     assert body == 0.7
 
 
 def test_margins_are_a_share_of_the_target() -> None:
-    assert speed._pass_by(0.4, 0.5) == "PASS (20 % to spare)"
-    assert speed._pass_by(0.75, 0.5) == "**MISS** (over by 50 %)"
-    assert speed._pass_by(0.5, 0.5).startswith("PASS")
+    assert verdicts._pass_by(0.4, 0.5) == "PASS (20 % to spare)"
+    assert verdicts._pass_by(0.75, 0.5) == "**MISS** (over by 50 %)"
+    assert verdicts._pass_by(0.5, 0.5).startswith("PASS")
