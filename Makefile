@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 HOST := $(shell uname -sm)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup layer package deploy-local demo test lint rust-test py-test clean
+.PHONY: help setup layer package rehearse rehearse-tools deploy-local demo test lint rust-test py-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -51,6 +51,16 @@ endif
 package: setup ## sls package against a local moto (template + zips in .serverless/)
 	$(PY) scripts/local_aws.py -- npx --no-install sls package
 
+# The rehearsal's own tools, pinned in scripts/rehearse/tools.py: the Runtime Interface Emulator (go install, once per
+# pin) and python3.12's awslambdaric and boto3 (pip, by hash), under target/rehearse/tools/. Each missing piece of the
+# machine (Go, bubblewrap, CPython 3.12, root) is named in one line with what to install.
+rehearse-tools: $(VENV)/.installed
+	$(PY) -m scripts.rehearse --install-tools
+
+# REHEARSE_LAYER=<zip>: rehearse that layer (one downloaded from an account, say) instead of the one just built.
+rehearse: setup rehearse-tools ## sls package, then each function in Lambda's runtime (emulator, sandbox) on production events
+	$(PY) -m scripts.rehearse $(if $(REHEARSE_LAYER),--layer "$(REHEARSE_LAYER)") $(REHEARSE_ARGS)
+
 deploy-local: setup ## rehearse sls deploy + remove against a local moto, checking what was created
 	$(PY) scripts/deploy_local.py
 
@@ -75,7 +85,8 @@ rust-test: ## Rust unit and integration tests (no Python needed), and each per-s
 	cargo test --no-default-features --bench stages
 
 # bench-deps: the quality tool's own tests run its sharp peer for real, not skipped.
-py-test: setup bench-deps
+# rehearse-tools: tests/rehearse/ runs the packaged functions in Lambda's runtime interface emulator.
+py-test: setup bench-deps rehearse-tools
 	$(PY) -m pytest
 
 test: setup lint rust-test py-test ## every test and static check (what CI runs)
