@@ -34,7 +34,14 @@ cargo-about:
 	@[ "$$(cargo-about --version 2>/dev/null)" = "cargo-about $(CARGO_ABOUT_VERSION)" ] \
 	  || cargo install --locked --features cli cargo-about@$(CARGO_ABOUT_VERSION)
 
-layer: $(VENV)/.installed cargo-about ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
+# cargo-cyclonedx writes the Rust part of the layer's SBOM (layer/sbom.py pins it, as build.py pins cargo-about).
+CARGO_CYCLONEDX_VERSION := $(shell sed -n 's/^CARGO_CYCLONEDX_VERSION = "\(.*\)"/\1/p' layer/sbom.py)
+.PHONY: cargo-cyclonedx
+cargo-cyclonedx:
+	@[ "$$(cargo-cyclonedx cyclonedx --version 2>/dev/null | awk '{print $$NF}')" = "$(CARGO_CYCLONEDX_VERSION)" ] \
+	  || cargo install --locked cargo-cyclonedx@$(CARGO_CYCLONEDX_VERSION)
+
+layer: $(VENV)/.installed cargo-about cargo-cyclonedx ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
 	$(PY) layer/build.py
 
 setup: $(VENV)/.installed node_modules/.installed layer ## install everything: .venv, node_modules, the core (for invoke local)
