@@ -48,6 +48,7 @@ def handler(event, context):
 """
 
 SLEEP = b"import time\ndef handler(event, context):\n    time.sleep(event['seconds'])\n"
+EXIT = b"import os\nos._exit(3)\n"
 ALLOCATE = b"""
 def handler(event, context):
     blocks = [bytearray(b"x" * (1 << 20)) for _ in range(event["mb"])]
@@ -125,3 +126,11 @@ def test_memory_over_the_memory_size_is_an_out_of_memory_error(package: Path, tm
     # Under the limit, the same handler is fine: the cap is the memory size, not something lower.
     fine = _probe_run(package, tmp_path / "fine", ALLOCATE, {"mb": 40}, memory_mb=128)
     assert fine.returncode == 0, fine.output[-4000:]
+
+
+def test_a_runtime_that_dies_before_it_can_report_is_an_exit_error(package: Path, tmp_path: Path) -> None:
+    """A native crash or an exit at import leaves the runtime no chance to post an init error: Lambda and the
+    emulator name it Runtime.ExitError, with the exit status."""
+    run = _probe_run(package, tmp_path, EXIT, {})
+    assert run.returncode == 1, run.output[-4000:]
+    assert "the runtime reported Runtime.ExitError: Runtime exited with error: exit status 3" in run.stderr
