@@ -112,8 +112,8 @@ def rehearse_function(fn: Function, layers: tuple[Path, ...], interpreter: tools
                       cases: list[Case], verbose: bool) -> tuple[list[Invocation], list[str]]:  # fmt: skip
     """Every case through one execution environment (the first is its cold start); stops at the first error the
     runtime reports. Returns the invocations and what failed."""
-    work = WORK / "run" / fn.name
-    shutil.rmtree(work, ignore_errors=True)
+    # One folder per rehearsal, so that two at once (make rehearse beside make test) do not share one.
+    work = WORK / "run" / str(os.getpid()) / fn.name
     work.mkdir(parents=True)
     task, opt = sandbox.lay_out(fn, layers, work)
     runtime, sdk = tools.runtime_packages(interpreter)
@@ -192,8 +192,13 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
         args.json_report.parent.mkdir(parents=True, exist_ok=True)
         args.json_report.write_text(json.dumps(report, indent=2) + "\n")
     if failures:
-        print("rehearse: FAILED\n" + "\n".join(f"  {f}" for f in failures), file=sys.stderr)
+        logs = WORK / "run" / str(os.getpid())
+        print(
+            "rehearse: FAILED\n" + "\n".join(f"  {f}" for f in failures) + f"\n  (emulator logs: {logs})",
+            file=sys.stderr,
+        )
         return 1
+    shutil.rmtree(WORK / "run" / str(os.getpid()), ignore_errors=True)
     print(f"rehearse: passed ({sum(len(v) for v in report['functions'].values())} invocations)")
     return 0
 

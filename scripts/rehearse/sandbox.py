@@ -84,8 +84,8 @@ def lambda_environment(
 
 
 def unzip(archive: Path, dest: Path) -> None:
-    """As Lambda unpacks a deployment package: every member, with the permissions the zip records (a file left
-    unreadable to others stays unreadable to the sandbox user)."""
+    """As Lambda unpacks a deployment package: every member, with the permissions and times the zip records (a file
+    left unreadable to others stays unreadable to the sandbox user)."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     try:
@@ -100,6 +100,9 @@ def unzip(archive: Path, dest: Path) -> None:
                     target.chmod(mode | (0o700 if info.is_dir() else 0))
                 elif not info.is_dir():
                     target.chmod(0o644)
+                # The zip's times, as unzip keeps them: a timestamp-checked .pyc shipped beside its source stays valid.
+                stamp = time.mktime((*info.date_time, 0, 0, -1))
+                os.utime(target, (stamp, stamp))
     except zipfile.BadZipFile as e:
         raise PackageError(f"{archive}: not a zip ({e})") from None
     for folder in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
