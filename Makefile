@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 HOST := $(shell uname -sm)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup layer package deploy-local demo test lint rust-test py-test clean
+.PHONY: help setup layer package rehearse rehearse-tools deploy-local demo test lint rust-test py-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,15 +33,23 @@ cargo-about:
 	@[ "$$(cargo-about --version 2>/dev/null)" = "cargo-about $(CARGO_ABOUT_VERSION)" ] \
 	  || cargo install --locked --features cli cargo-about@$(CARGO_ABOUT_VERSION)
 
-# System packages (nasm for the build, Ghostscript's CMYK profile for one test): installed where the machine lets us
-# (apt-get as root or via sudo, Homebrew), else the one command to run is printed.
+# System packages (nasm for the build, Ghostscript's CMYK profile for one test, bubblewrap for the rehearsal's
+# sandbox): installed where the machine lets us (apt-get as root or via sudo, Homebrew), else the one command to run
+# is printed.
 .PHONY: system-deps-build system-deps-test
 system-deps-build:
 	@scripts/system-deps.sh nasm
 system-deps-test:
 	@scripts/system-deps.sh cmyk-profile
 
-layer: $(VENV)/.installed cargo-about system-deps-build ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
+# cargo-cyclonedx writes the Rust part of the layer's SBOM (layer/sbom.py pins it, as build.py pins cargo-about).
+CARGO_CYCLONEDX_VERSION := $(shell sed -n 's/^CARGO_CYCLONEDX_VERSION = "\(.*\)"/\1/p' layer/sbom.py)
+.PHONY: cargo-cyclonedx
+cargo-cyclonedx:
+	@[ "$$(cargo-cyclonedx cyclonedx --version 2>/dev/null | awk '{print $$NF}')" = "$(CARGO_CYCLONEDX_VERSION)" ] \
+	  || cargo install --locked cargo-cyclonedx@$(CARGO_CYCLONEDX_VERSION)
+
+layer: $(VENV)/.installed cargo-about cargo-cyclonedx system-deps-build ## build the manylinux2014 abi3 wheel with zig, verify it, zip the layer
 	$(PY) layer/build.py
 
 setup: $(VENV)/.installed node_modules/.installed layer ## install everything: .venv, node_modules, the core (for invoke local)
@@ -57,6 +65,17 @@ endif
 
 package: setup ## sls package against a local moto (template + zips in .serverless/)
 	$(PY) scripts/local_aws.py -- npx --no-install sls package
+
+# The rehearsal's own tools, pinned in scripts/rehearse/tools.py: the Runtime Interface Emulator (go install, once per
+# pin) and python3.12's awslambdaric and boto3 (pip, by hash), under target/rehearse/tools/. Each missing piece of the
+# machine (Go, bubblewrap, CPython 3.12, root) is named in one line with what to install.
+rehearse-tools: $(VENV)/.installed
+	@scripts/system-deps.sh bwrap
+	$(PY) -m scripts.rehearse --install-tools
+
+# REHEARSE_LAYER=<zip>: rehearse that layer (one downloaded from an account, say) instead of the one just built.
+rehearse: setup rehearse-tools ## sls package, then each function in Lambda's runtime (emulator, sandbox) on production events
+	$(PY) -m scripts.rehearse $(if $(REHEARSE_LAYER),--layer "$(REHEARSE_LAYER)") $(REHEARSE_ARGS)
 
 deploy-local: setup ## rehearse sls deploy + remove against a local moto, checking what was created
 	$(PY) scripts/deploy_local.py
@@ -82,7 +101,8 @@ rust-test: system-deps-build ## Rust unit and integration tests (no Python neede
 	cargo test --no-default-features --bench stages
 
 # bench-deps: the quality tool's own tests run its sharp peer for real, not skipped.
-py-test: setup bench-deps system-deps-test
+# rehearse-tools: tests/rehearse/ runs the packaged functions in Lambda's runtime interface emulator.
+py-test: setup bench-deps system-deps-test rehearse-tools
 	$(PY) -m pytest
 
 test: setup lint rust-test py-test ## every test and static check (what CI runs)

@@ -374,6 +374,24 @@ def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
     if size > MAX_LAYER_ZIP_BYTES:
         print(f"layer: {size} bytes is over the {MAX_LAYER_ZIP_BYTES}-byte budget", file=sys.stderr)
         return 1
+    return write_sbom(architecture)
+
+
+def write_sbom(architecture: str) -> int:
+    """The zip's CycloneDX SBOM beside it (layer/sbom.py, loaded by path as the gate is)."""
+    spec = importlib.util.spec_from_file_location("kiray_layer_sbom", ROOT / "layer" / "sbom.py")
+    assert spec is not None
+    assert spec.loader is not None
+    sbom = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = sbom
+    spec.loader.exec_module(sbom)
+    try:
+        count = sbom.current_sbom(LAYER_ZIP, TARGETS[architecture], source_date_epoch())
+    except sbom.SbomError as e:
+        sbom.SBOM.unlink(missing_ok=True)
+        print(f"layer: no SBOM could be made for {LAYER_ZIP.name}:\n{e}", file=sys.stderr)
+        return 1
+    log(f"{sbom.SBOM.relative_to(ROOT)}: CycloneDX SBOM of {count} components")
     return 0
 
 

@@ -6,6 +6,8 @@
 #   scripts/system-deps.sh nasm           # assembles libjpeg-turbo's SIMD (the layer build)
 #   scripts/system-deps.sh cmyk-profile   # Ghostscript's CMYK press profile, read by one colour test (AGPL: read
 #                                         # where the OS has it, never shipped)
+#   scripts/system-deps.sh bwrap          # bubblewrap, the sandbox `make rehearse` lays Lambda's filesystem out in
+#                                         # (Linux only)
 set -euo pipefail
 
 # Where Ghostscript's profile lands: Debian's libgs-common, Homebrew on Apple silicon and on Intel.
@@ -16,6 +18,7 @@ cmyk_profiles=(/usr/share/color/icc/ghostscript/default_cmyk.icc
 present() {
   case "$1" in
     nasm) command -v nasm >/dev/null ;;
+    bwrap) command -v bwrap >/dev/null ;;
     cmyk-profile) for p in "${cmyk_profiles[@]}"; do [ -f "$p" ] && return 0; done; return 1 ;;
   esac
 }
@@ -23,13 +26,17 @@ present() {
 case "${1:-}" in
   nasm) apt=nasm brew=nasm why="nasm assembles libjpeg-turbo's SIMD for the layer build" ;;
   cmyk-profile) apt=libgs-common brew=ghostscript why="a colour test reads Ghostscript's CMYK press profile" ;;
-  *) echo "usage: $0 nasm|cmyk-profile" >&2; exit 2 ;;
+  bwrap) apt=bubblewrap brew="" why="make rehearse lays out Lambda's filesystem with bubblewrap (Linux only)" ;;
+  *) echo "usage: $0 nasm|cmyk-profile|bwrap" >&2; exit 2 ;;
 esac
 what=$1
 present "$what" && exit 0
 
 if [ "$(uname -s)" = Darwin ]; then
-  if command -v brew >/dev/null; then
+  if [ -z "$brew" ]; then
+    echo "system-deps: $why; it needs a Linux machine (or a Linux VM)" >&2
+    exit 1
+  elif command -v brew >/dev/null; then
     echo "system-deps: $why: brew install $brew"
     brew install "$brew"
   else

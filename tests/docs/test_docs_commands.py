@@ -55,6 +55,10 @@ ALLOWED = (
     Allowed(
         "docs/supply-chain.md", "make layer", "Makefile", "setup: $(VENV)/.installed node_modules/.installed layer"
     ),
+    # `make rehearse` is `make setup`, `make rehearse-tools`, then `python -m scripts.rehearse`, which tests/rehearse/
+    # runs as it is, then with layers and function zips broken as the page describes.
+    Allowed("docs/deploying.md", "make rehearse", "tests/rehearse/rehearse_helpers.py", '"-m", "scripts.rehearse"'),
+    Allowed("docs/deploying.md", "REHEARSE_LAYER=", "tests/rehearse/test_rehearsal.py", '"--layer"'),
     # `make dev` is `make setup` then scripts/dev.py, which this test starts and stops, and uploads with.
     Allowed("docs/local-dev.md", "make dev", "tests/serverless/test_dev.py", "scripts/dev.py"),
     Allowed("docs/local-dev.md", ".venv/bin/python scripts/dev.py upload", "tests/serverless/test_dev.py", '"upload"'),

@@ -2,7 +2,7 @@
 
 One more release build (a few minutes): the checkout is cloned to another folder, with its uncommitted changes, and
 built there with its own target dir and a different CARGO_HOME path, so a checkout, target or registry path that
-leaks into the binary, a timestamp, or a random id in the wheel shows up.
+leaks into the binary or the SBOM, a timestamp, or a random id in the wheel or the SBOM shows up.
 
 The wheel and the zip are byte-identical. They were not while the resizer was called through its run-time pixel
 type: that compiled fast_image_resize's f32 kernels, which we never run and whose machine code LLVM emitted
@@ -28,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ("layer/dist/kiray-imaging-layer.zip", "layer/build/inputs.sha256")
 SHA_FILE = "layer/dist/kiray-imaging-layer.sha256"
+SBOM_FILE = "layer/dist/kiray-imaging-layer.cdx.json"
 
 
 def _git(*args: str) -> list[str]:
@@ -82,7 +83,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     # Taken at once: `sls package` or a developer may rebuild this checkout while the copy builds.
     (wheel,) = (ROOT / "layer" / "build" / "wheels").glob("*.whl")
     wheel_name = f"layer/build/wheels/{wheel.name}"
-    ours = {name: (ROOT / name).read_bytes() for name in (*ARTIFACTS, wheel_name, SHA_FILE)}
+    ours = {name: (ROOT / name).read_bytes() for name in (*ARTIFACTS, wheel_name, SHA_FILE, SBOM_FILE)}
     copy = tmp_path / "elsewhere" / "kiray-imaging-copy"
     _clone_with_changes(copy)
     env = {k: v for k, v in os.environ.items() if k not in ("CARGO_TARGET_DIR", "SOURCE_DATE_EPOCH")}
@@ -108,6 +109,17 @@ def test_a_second_build_elsewhere_is_byte_identical(builds: Builds) -> None:
         assert _sha256(there) == _sha256(here), f"{name} differs in {_differing_members(here, there)}"
     # And the hash the stack records is that of these bytes.
     assert builds.ours[SHA_FILE].decode().split()[0] == _sha256(builds.copy / ARTIFACTS[0])
+
+
+def test_a_second_build_elsewhere_writes_the_same_sbom(builds: Builds) -> None:
+    """layer/sbom.py: the same zip gets the same bytes of SBOM, whichever folder and CARGO_HOME built it."""
+    there = (builds.copy / SBOM_FILE).read_bytes()
+    assert there == builds.ours[SBOM_FILE], _first_difference(builds.ours[SBOM_FILE], there)
+
+
+def _first_difference(a: bytes, b: bytes) -> str:
+    lines = zip(a.decode().splitlines(), b.decode().splitlines())
+    return next((f"line {i + 1}: {x!r} != {y!r}" for i, (x, y) in enumerate(lines) if x != y), "lengths differ")
 
 
 def test_the_binary_carries_no_build_path(builds: Builds) -> None:
