@@ -117,8 +117,10 @@ def rehearse_function(fn: Function, layers: tuple[Path, ...], interpreter: tools
     work.mkdir(parents=True)
     task, opt = sandbox.lay_out(fn, layers, work)
     runtime, sdk = tools.runtime_packages(interpreter)
-    # What only the rehearsal adds: where S3 is, and the timeout (the emulator's setting; Lambda knows it itself).
-    extra = {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_LAMBDA_FUNCTION_TIMEOUT": str(fn.timeout_s)}
+    # What only the rehearsal adds: where S3 and EventBridge are (moto), and the timeout (the emulator's setting;
+    # Lambda knows it itself).
+    extra = {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ENDPOINT_URL_EVENTS": endpoint,
+             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(fn.timeout_s)}  # fmt: skip
     env = sandbox.lambda_environment(fn, region=REGION, credentials=CREDENTIALS, extra=extra)
     invocations, failures = [], []
     with sandbox.memory_cgroup(f"kiray-rehearse-{os.getpid()}-{fn.name}", fn.memory_mb) as cgroup:
@@ -161,6 +163,7 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
         for bucket in sorted({fn.environment[k] for fn in functions for k in ("SOURCE_BUCKET", "DEST_BUCKET")}):
             s3.create_bucket(Bucket=bucket)
+        backend = BackendQueue(endpoint, env, {fn.environment.get("EVENT_BUS_NAME", "default") for fn in functions})
         if args.event is not None:
             event = json.loads(args.event.read_text())
             cases = [Case(args.event.name, event, check=lambda fn, response: None)]
@@ -183,6 +186,13 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
             else:
                 print(f"renditions in the bucket ({len(lines)}):")
                 print("\n".join(lines))
+            try:
+                told = rehearsal_cases.check_events(backend.read(), functions, cases)
+            except rehearsal_cases.RehearsalError as e:
+                failures.append(str(e))
+            else:
+                print(f"events for the backend ({len(told)}):")
+                print("\n".join(told))
     if args.event is not None:
         for name, invocations in report["functions"].items():
             for invocation in invocations:
@@ -201,6 +211,36 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
     shutil.rmtree(WORK / "run" / str(os.getpid()), ignore_errors=True)
     print(f"rehearse: passed ({sum(len(v) for v in report['functions'].values())} invocations)")
     return 0
+
+
+class BackendQueue:
+    """What the backend would receive: a rule on each bus the functions publish to, sending everything from
+    kiray.imaging to an SQS queue (in moto, beside S3)."""
+
+    def __init__(self, endpoint: str, env: dict[str, str], buses: set[str]) -> None:
+        import boto3
+
+        key, secret = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        self.sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
+                                     aws_secret_access_key=secret)  # fmt: skip
+        bridge: Any = boto3.client("events", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
+                                   aws_secret_access_key=secret)  # fmt: skip
+        self.url = self.sqs.create_queue(QueueName="rehearsal-backend")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for bus in sorted(buses):
+            if bus != "default":
+                bridge.create_event_bus(Name=bus)
+            bridge.put_rule(Name="rehearsal-backend", EventBusName=bus,
+                            EventPattern=json.dumps({"source": ["kiray.imaging"]}))  # fmt: skip
+            bridge.put_targets(Rule="rehearsal-backend", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+
+    def read(self) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
+            for m in messages:
+                got.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        return got
 
 
 def summary(report: dict[str, Any]) -> None:

@@ -27,17 +27,18 @@ EVENTS = [
     "Batch Operations task (schema 2.0)",
     "Batch Operations task (schema 1.0)",
     "broken upload (HTML named .jpg)",
-    "EventBridge Object Deleted",
+    "EventBridge Object Deleted (the photo is still there)",
+    "S3 ObjectRemoved:Delete (nothing was ever rendered)",
 ]
 
 
 def test_the_packaged_functions_pass_the_rehearsal(rehearsal: Run) -> None:
     assert rehearsal.returncode == 0, rehearsal.output[-6000:]
-    assert "rehearse: passed (12 invocations)" in rehearsal.stdout
+    assert "rehearse: passed (14 invocations)" in rehearsal.stdout
     # Every invocation printed its REPORT line; only each function's first one is a cold start.
     lines = REPORT.findall(rehearsal.stdout)
-    assert len(lines) == 12
-    assert [bool(init) for _, _, init in lines] == [True] + [False] * 5 + [True] + [False] * 5
+    assert len(lines) == 14
+    assert [bool(init) for _, _, init in lines] == [True] + [False] * 6 + [True] + [False] * 6
     for name in (THUMBNAIL, "generate-medium"):
         invocations = rehearsal.report["functions"][name]
         assert [i["event"] for i in invocations] == EVENTS
@@ -53,9 +54,15 @@ def test_the_packaged_functions_pass_the_rehearsal(rehearsal: Run) -> None:
         assert [r["max_memory_used_mb"] for r in reports] == sorted(r["max_memory_used_mb"] for r in reports)
     # What landed in the bucket: both functions' renditions of the five photos, and nothing else.
     assert "renditions in the bucket (15):" in rehearsal.stdout
-    assert "renditions/thumbnail/rehearsal/s3/küche.jpg: JPEG 400x300" in rehearsal.stdout
-    assert "renditions/medium/rehearsal/eventbridge/living room.webp: WEBP 1280x" in rehearsal.stdout
-    assert "rehearsal/broken/" not in rehearsal.stdout.split("renditions in the bucket")[1]
+    assert re.search(r"renditions/thumbnail/rehearsal/s3/küche.png/[0-9a-f]{16}.jpg: JPEG 400x300", rehearsal.stdout)
+    assert re.search(r"renditions/medium/rehearsal/eventbridge/living room.jpg/[0-9a-f]{16}.webp: WEBP 1280x",
+                     rehearsal.stdout)  # fmt: skip
+    in_bucket = rehearsal.stdout.split("renditions in the bucket")[1].split("events for the backend")[0]
+    assert "rehearsal/broken/" not in in_bucket
+    # And what the backend was told, through the layer's own EventBridge client: one event per function and case.
+    assert "events for the backend (14):" in rehearsal.stdout
+    assert "  Rendition Failed (thumbnail) uploads/rehearsal/broken/notes.jpg" in rehearsal.stdout
+    assert "  Renditions Deleted (medium) uploads/rehearsal/never/rendered.jpg" in rehearsal.stdout
     figures = [line for line in rehearsal.stdout.splitlines() if "REPORT" in line or "Init Duration" in line]
     print("\n" + "\n".join(figures))
 
