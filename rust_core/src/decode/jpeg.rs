@@ -15,9 +15,10 @@ use crate::sniff::Format;
 
 /// How many scans libjpeg may read. Every scan of a progressive JPEG makes libjpeg visit every block of the
 /// components it covers, and the format allows ~900 valid scans per component that cost a few bytes each (runs of
-/// empty blocks): a 60 KB file of 883 scans over 4000x4000 took 3.8 s of CPU, the same over 49 MP ~12 s. So the
-/// scans of one image may visit `SCAN_WORK` blocks (about 0.7 s), but never fewer than `MIN_SCANS` scans — more than
-/// any encoder writes (libjpeg's default script has 10) — nor more than `MAX_SCANS`, where Skia and LibreOffice stop.
+/// empty blocks): a 60 KB file of 883 scans kept libjpeg busy for seconds (bench/results/history.md). So the scans
+/// of one image may visit `SCAN_WORK` blocks (a fraction of a second), but never fewer than `MIN_SCANS` scans — more
+/// than any encoder writes (libjpeg's default script has 10) — nor more than `MAX_SCANS`, where Skia and LibreOffice
+/// stop.
 const MAX_SCANS: c_int = 100;
 const MIN_SCANS: c_int = 32;
 const SCAN_WORK: u64 = 40_000_000;
