@@ -1,6 +1,8 @@
 //! AV1 pictures to 8-bit straight RGB(A), in place in the output canvas: Y′CbCr → R′G′B′ (the matrix from `colr
 //! nclx`, else the sequence header's; 4:2:0 and 4:2:2 chroma upsampled bilinearly, centre-sited; 10/12-bit rounded
 //! to 8), alpha from its own picture's luma, and premultiplied colour made straight again.
+//!
+//! Not the `yuv` crate: faster, but its output differs from this on almost every AVIF (bench/results/history.md).
 
 use super::av1::Picture;
 use crate::decode::heif::{corrupt, unsupported};
