@@ -13,18 +13,12 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kiray_imaging_core::geometry::{plan, shrink_denominator};
 use kiray_imaging_core::orient::Orientation;
 use kiray_imaging_core::stages;
-use kiray_imaging_core::{Fit, Limits, OutputFormat, Target};
+use kiray_imaging_core::{Limits, OutputFormat, Target};
 
-const THUMBNAIL: Target = Target {
-    width: 400,
-    height: 300,
-    fit: Fit::Cover,
-};
-const MEDIUM: Target = Target {
-    width: 1280,
-    height: 1280,
-    fit: Fit::Inside,
-};
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{MEDIUM, THUMBNAIL};
+
 /// A baseline camera JPEG, a phone JPEG with a Display P3 profile, a lossy WebP: the everyday uploads.
 const PHOTOS: [&str; 3] = [
     "Dragonfly_by_Bolly.jpg",

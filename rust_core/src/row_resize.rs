@@ -1,5 +1,5 @@
 //! Resizing an image that arrives a few rows at a time, top to bottom (a JPEG as libjpeg decodes it), without ever
-//! holding it whole: for a 2560x3837 photo's medium, 29 MB of decoded pixels less at the peak.
+//! holding it whole: the full-size decoded image comes off the render's peak memory.
 //!
 //! fast_image_resize shrinks 8-bit images in two passes, vertical first, then horizontal; here they are split so
 //! each runs as soon as it can. A band of output rows gets its vertical pass once the source rows under its filter
@@ -28,8 +28,8 @@ const LANCZOS3_SUPPORT: f64 = 3.0;
 const SOURCE_ROWS_PER_BAND: f64 = 96.0;
 
 /// The vertical pass's output waits for the horizontal pass until it holds this many bytes (or the image ends):
-/// three to five horizontal calls for the corpus's mediums instead of one per band. 4 MiB was no faster, and put
-/// 1.5 MB more on the peak: the difference between 0.49x and 0.50x of sharp's for the 2560x3837 photo.
+/// three to five horizontal calls for the corpus's mediums instead of one per band. A larger buffer was no faster and
+/// only raised the peak (bench/results/history.md).
 const VERTICAL_ROWS_BYTES: usize = 2 << 20;
 
 const CHANNELS: usize = 3;

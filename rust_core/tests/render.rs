@@ -8,16 +8,8 @@ use kiray_imaging_core::{
     RenderOptions, Rendition, Target,
 };
 
-const THUMBNAIL: Target = Target {
-    width: 400,
-    height: 300,
-    fit: Fit::Cover,
-};
-const MEDIUM: Target = Target {
-    width: 1280,
-    height: 1280,
-    fit: Fit::Inside,
-};
+mod support;
+use support::{MEDIUM, THUMBNAIL};
 
 /// An 8-bit RGB PNG with a gradient (so it is not a trivially compressible flat colour), optionally with an eXIf
 /// chunk carrying `orientation`.

@@ -5,6 +5,7 @@ mod avif;
 mod gif;
 mod heif;
 mod jpeg;
+mod jpeg_markers;
 mod jpeg_scans;
 mod png;
 mod webp;

@@ -1,7 +1,8 @@
 //! WebP, lossy and lossless, still or animated (first frame). `image-webp` (pure Rust) reads the container, the
 //! metadata and animated files; still images are decoded by libwebp (already linked for the encoder), which can
-//! shrink while it decodes — row by row into its rescaler — the way libjpeg does with DCT scaling: a 13 MP WebP
-//! took 250–300 ms at full size through image-webp, and libvips (sharp) shrinks WebP on load.
+//! shrink while it decodes — row by row into its rescaler — the way libjpeg does with DCT scaling: a full-size decode
+//! through image-webp was most of a large WebP's render time (bench/results/history.md), and libvips (sharp) shrinks
+//! WebP on load.
 
 use std::io::Cursor;
 

@@ -3,12 +3,12 @@
 //! preset's quality number means what it means to sharp/libvips and every other libjpeg user; no trellis
 //! quantisation; libjpeg's standard progressive script with optimised Huffman tables, 4:2:0 chroma.
 //!
-//! Against sharp at the same quality this gives the same SSIM (same coefficients) in 0.76–1.03× its bytes. The
-//! standard script rather than mozjpeg's scan search (its "max compression" profile): the search saved another
-//! 0.7–1.9 % of bytes for 4× the encode time (medium 20 ms instead of 86 ms on a 13 MP photo). Progressive is
-//! smaller than optimised baseline for 14 of the 18 corpus renditions and at most 0.3 % larger for the others, so
-//! it is always used. mozjpeg's own tables (index 3) and trellis cost SSIM at a given quality, and at equal SSIM
-//! saved no bytes on the corpus, for twice the encode time.
+//! Against sharp at the same quality this gives the same SSIM (same coefficients) in about its bytes
+//! (bench/results/quality.md). The standard script rather than mozjpeg's scan search (its "max compression"
+//! profile): the search saved under 2 % of bytes for several times the encode time. Progressive is smaller than
+//! optimised baseline for most corpus renditions and barely larger for the rest, so it is always used. mozjpeg's own
+//! tables (index 3) and trellis cost SSIM at a given quality, and at equal SSIM saved no bytes on the corpus, for
+//! more encode time. The measurements behind each choice: bench/results/history.md.
 
 use std::ffi::c_ulong;
 

@@ -6,10 +6,19 @@
 //! read one by one and each read is checked, under a fixed ceiling per table), the parser only descends into the
 //! boxes it knows at fixed depths (no recursion), and an item's bytes are never more than the file holds.
 
+mod boxes;
+mod properties;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use boxes::boxes;
+pub use boxes::{brands, fourcc};
+pub(super) use boxes::{corrupt, unsupported, Reader};
+use properties::parse_ipco;
+pub use properties::{Nclx, Property};
+
+use crate::error::Result;
 
 /// Ceilings per file. A camera's AVIF has a few items (image, alpha, thumbnail, Exif, a grid's tiles); a grid
 /// of 8K tiles of 512x512 is 256 tiles.
@@ -18,241 +27,6 @@ const MAX_EXTENTS: usize = 4096;
 const MAX_PROPERTIES: usize = 4096;
 const MAX_ASSOCIATIONS: usize = 16_384;
 const MAX_REFERENCES: usize = 16_384;
-
-/// Errors of the container and of the AV1 data in it (decode/avif.rs uses these too): every message names AVIF.
-pub(super) fn corrupt(message: impl std::fmt::Display) -> Error {
-    Error::Decode(format!("AVIF: {message}"))
-}
-
-pub(super) fn unsupported(message: impl std::fmt::Display) -> Error {
-    Error::Unsupported(format!("AVIF: {message}"))
-}
-
-/// A box type as text for messages: printable ASCII as is, anything else escaped.
-pub fn fourcc(kind: [u8; 4]) -> String {
-    kind.iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() || b == b' ' {
-                char::from(b).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
-        })
-        .collect()
-}
-
-/// A bounds-checked big-endian reader over one box's body (or an item's data, such as a grid's ImageGrid).
-pub(super) struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn new(data: &'a [u8], what: &'static str) -> Self {
-        Self { data, pos: 0, what }
-    }
-
-    fn remaining(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(corrupt(format_args!(
-                "the '{}' box ends early ({} bytes, {} more needed at byte {})",
-                self.what,
-                self.data.len(),
-                n - self.remaining(),
-                self.pos
-            )));
-        }
-        let out = &self.data[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.bytes(N)?);
-        Ok(out)
-    }
-
-    pub(super) fn u8(&mut self) -> Result<u8> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    pub(super) fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    pub(super) fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    /// An unsigned field of 0, 4 or 8 bytes (iloc's sizes), already validated by `field_size`.
-    fn sized(&mut self, size: u8) -> Result<u64> {
-        match size {
-            0 => Ok(0),
-            4 => self.u32().map(u64::from),
-            _ => self.u64(),
-        }
-    }
-
-    /// The version and flags of a full box.
-    fn full(&mut self) -> Result<(u8, u32)> {
-        let v = self.u32()?;
-        Ok(((v >> 24) as u8, v & 0x00FF_FFFF))
-    }
-
-    /// A NUL-terminated string; a missing terminator takes the rest of the box (some writers omit it).
-    fn cstring(&mut self) -> &'a [u8] {
-        let rest = &self.data[self.pos..];
-        match rest.iter().position(|&b| b == 0) {
-            Some(end) => {
-                self.pos += end + 1;
-                &rest[..end]
-            }
-            None => {
-                self.pos = self.data.len();
-                rest
-            }
-        }
-    }
-
-    fn rest(&mut self) -> &'a [u8] {
-        let rest = &self.data[self.pos..];
-        self.pos = self.data.len();
-        rest
-    }
-}
-
-/// One box: its type and its body (after the header).
-#[derive(Debug, Clone, Copy)]
-struct BoxRef<'a> {
-    kind: [u8; 4],
-    body: &'a [u8],
-}
-
-/// The boxes laid end to end in `data`: the file, or the body of a container box within `file` (whose start gives
-/// the offsets in messages).
-struct Boxes<'a> {
-    data: &'a [u8],
-    pos: usize,
-    base: usize,
-    failed: bool,
-}
-
-fn boxes<'a>(data: &'a [u8], file: &[u8]) -> Boxes<'a> {
-    Boxes {
-        data,
-        pos: 0,
-        base: (data.as_ptr() as usize).saturating_sub(file.as_ptr() as usize),
-        failed: false,
-    }
-}
-
-impl<'a> Boxes<'a> {
-    fn next_box(&mut self) -> Result<BoxRef<'a>> {
-        let at = self.base + self.pos;
-        let rest = &self.data[self.pos..];
-        if rest.len() < 8 {
-            return Err(corrupt(format_args!(
-                "truncated box header at byte {at} ({} bytes left, 8 needed)",
-                rest.len()
-            )));
-        }
-        let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let kind = [rest[4], rest[5], rest[6], rest[7]];
-        let (size, header) = match size32 {
-            // The box runs to the end of its container (the file, at top level).
-            0 => (rest.len() as u64, 8),
-            1 => {
-                let Some(large) = rest.get(8..16) else {
-                    return Err(corrupt(format_args!(
-                        "box '{}' at byte {at} has a 64-bit size but ends before it",
-                        fourcc(kind)
-                    )));
-                };
-                let mut b = [0; 8];
-                b.copy_from_slice(large);
-                (u64::from_be_bytes(b), 16)
-            }
-            n => (u64::from(n), 8),
-        };
-        if size < header as u64 {
-            return Err(corrupt(format_args!(
-                "box '{}' at byte {at} declares {size} bytes, less than its {header}-byte header",
-                fourcc(kind)
-            )));
-        }
-        if size > rest.len() as u64 {
-            return Err(corrupt(format_args!(
-                "box '{}' at byte {at} declares {size} bytes but only {} remain (truncated?)",
-                fourcc(kind),
-                rest.len()
-            )));
-        }
-        let size = size as usize;
-        self.pos += size;
-        Ok(BoxRef {
-            kind,
-            body: &rest[header..size],
-        })
-    }
-}
-
-impl<'a> Iterator for Boxes<'a> {
-    type Item = Result<BoxRef<'a>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.pos >= self.data.len() {
-            return None;
-        }
-        let next = self.next_box();
-        self.failed = next.is_err();
-        Some(next)
-    }
-}
-
-/// `colr` of type `nclx`: the CICP code points (ITU-T H.273).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Nclx {
-    pub primaries: u16,
-    pub transfer: u16,
-    pub matrix: u16,
-    pub full_range: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Property<'a> {
-    /// `ispe`: the image's size.
-    Size {
-        width: u32,
-        height: u32,
-    },
-    /// `av1C`: the AV1 codec configuration (its config OBUs are repeated in the item data; not needed).
-    Av1Config,
-    Nclx(Nclx),
-    /// `colr` of type `prof` or `rICC`: an ICC profile.
-    Icc(&'a [u8]),
-    /// `pixi`: bits per channel.
-    Pixi,
-    /// `irot`: anticlockwise rotation in quarter turns (0–3).
-    Rotation(u8),
-    /// `imir`: 0 = top and bottom exchanged, 1 = left and right (ISO/IEC 23008-12:2022, 6.5.12).
-    Mirror(u8),
-    /// `clap`: clean aperture (a crop). Read for what it is, not applied.
-    CleanAperture,
-    /// `auxC`: the auxiliary type URN of an auxiliary image (alpha, depth, …).
-    AuxType(&'a [u8]),
-    /// Anything else, kept by type so an essential one can be refused.
-    Other([u8; 4]),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Extent {
@@ -403,17 +177,6 @@ impl<'a> Heif<'a> {
         }
         Ok(Cow::Owned(slices.concat()))
     }
-}
-
-/// The brands of an `ftyp` box: the major brand and the compatible ones. `None` unless `data` starts with one.
-pub fn brands(data: &[u8]) -> Option<([u8; 4], impl Iterator<Item = &[u8]>)> {
-    let first = boxes(data, data).next()?.ok()?;
-    if &first.kind != b"ftyp" || first.body.len() < 8 {
-        return None;
-    }
-    let mut major = [0; 4];
-    major.copy_from_slice(&first.body[..4]);
-    Some((major, first.body[8..].chunks_exact(4)))
 }
 
 pub fn parse(data: &[u8]) -> Result<Heif<'_>> {
@@ -675,59 +438,6 @@ fn parse_iref(body: &[u8], file: &[u8]) -> Result<Vec<Reference>> {
     Ok(references)
 }
 
-fn parse_ipco<'a>(body: &'a [u8], file: &[u8]) -> Result<Vec<Property<'a>>> {
-    let mut properties = Vec::new();
-    for b in boxes(body, file) {
-        let b = b?;
-        if properties.len() >= MAX_PROPERTIES {
-            return Err(corrupt(format_args!(
-                "more than {MAX_PROPERTIES} properties"
-            )));
-        }
-        properties.push(parse_property(b)?);
-    }
-    Ok(properties)
-}
-
-fn parse_property(b: BoxRef<'_>) -> Result<Property<'_>> {
-    let mut r = Reader::new(b.body, "property");
-    Ok(match &b.kind {
-        b"ispe" => {
-            r.full()?;
-            Property::Size {
-                width: r.u32()?,
-                height: r.u32()?,
-            }
-        }
-        b"av1C" => Property::Av1Config,
-        b"colr" => match &r.array::<4>()? {
-            b"nclx" => {
-                let primaries = r.u16()?;
-                let transfer = r.u16()?;
-                let matrix = r.u16()?;
-                let full_range = r.u8()? & 0x80 != 0;
-                Property::Nclx(Nclx {
-                    primaries,
-                    transfer,
-                    matrix,
-                    full_range,
-                })
-            }
-            b"prof" | b"rICC" => Property::Icc(r.rest()),
-            _ => Property::Other(b.kind),
-        },
-        b"pixi" => Property::Pixi,
-        b"irot" => Property::Rotation(r.u8()? & 3),
-        b"imir" => Property::Mirror(r.u8()? & 1),
-        b"clap" => Property::CleanAperture,
-        b"auxC" => {
-            r.full()?;
-            Property::AuxType(r.cstring())
-        }
-        _ => Property::Other(b.kind),
-    })
-}
-
 fn parse_ipma(heif: &mut Heif<'_>, body: &[u8], total: &mut usize) -> Result<()> {
     let mut r = Reader::new(body, "ipma");
     let (version, flags) = r.full()?;
@@ -778,6 +488,7 @@ fn parse_ipma(heif: &mut Heif<'_>, body: &[u8], total: &mut usize) -> Result<()>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::error::Error;
 
     /// A box of `kind` around `body`.
     pub fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
@@ -1234,15 +945,5 @@ pub(crate) mod tests {
                 full_range: true
             })
         );
-    }
-
-    #[test]
-    fn brands_of_the_ftyp() {
-        let f = ftyp(b"mif1", &[b"miaf", b"avif"]);
-        let (major, compatible) = brands(&f).unwrap();
-        assert_eq!(&major, b"mif1");
-        assert_eq!(compatible.collect::<Vec<_>>(), vec![&b"miaf"[..], b"avif"]);
-        assert!(brands(b"\0\0\0\x08free").is_none());
-        assert!(brands(b"\0\0\0\x0cftyp").is_none());
     }
 }
