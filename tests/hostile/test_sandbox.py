@@ -11,10 +11,10 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.hostile import sandbox
-    from tests.hostile.test_hostile import check
+    from tests.hostile.hostile_checks import check
 else:
     import sandbox
-    from test_hostile import check
+    from hostile_checks import check
 
 
 @pytest.mark.parametrize(
