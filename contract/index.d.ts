@@ -13,7 +13,7 @@ export type KirayImagingEvent = RenditionCreatedEvent | RenditionFailedEvent | R
  */
 export type EnvelopeResources = string[];
 /**
- * Which function (rendition) the event is about: `thumbnail` (a 400×300 card, and its 800×600 retina file) or `medium` (the listing page's 1280-wide photo).
+ * Which function (rendition) the event is about: `thumbnail` (the listing card's photo, with a 2× retina file when the upload is large enough) or `medium` (the listing page's photo).
  */
 export type Rendition = "thumbnail" | "medium";
 
