@@ -100,9 +100,14 @@ rust-test: system-deps-build ## Rust unit and integration tests (no Python neede
 	cargo test --no-default-features
 	cargo test --no-default-features --bench stages
 
+# The event contract's generator and tsc (contract/package.json): its tests regenerate the types and compile consumers.
+contract/node_modules/.installed: contract/package.json contract/package-lock.json
+	npm ci --prefix contract --no-audit --no-fund --loglevel=error
+	touch $@
+
 # bench-deps: the quality tool's own tests run its sharp peer for real, not skipped.
 # rehearse-tools: tests/rehearse/ runs the packaged functions in Lambda's runtime interface emulator.
-py-test: setup bench-deps system-deps-test rehearse-tools
+py-test: setup bench-deps system-deps-test rehearse-tools contract/node_modules/.installed
 	$(PY) -m pytest
 
 test: setup lint rust-test py-test ## every test and static check (what CI runs)
