@@ -13,6 +13,8 @@ import boto3
 from PIL import Image
 from scripts.local_aws import aws_env
 
+from kiray_imaging.output_keys import version_token
+
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "kiray-invoke-local"
 
@@ -48,7 +50,9 @@ def test_invoke_local_renders_through_the_real_handler(moto_endpoint: str, tmp_p
     # serverless.yml asks the medium for JPEG and WebP, both from one decode.
     assert sorted(line["output_format"] for line in rendered) == ["jpeg", "webp"], result.stdout[-3000:]
     assert {line["key"] for line in rendered} == {"uploads/l9/balcony view.jpg"}
+    token = version_token(s3.head_object(Bucket=BUCKET, Key="uploads/l9/balcony view.jpg")["ETag"])
     for ext, fmt in (("jpg", "JPEG"), ("webp", "WEBP")):
-        body = s3.get_object(Bucket=BUCKET, Key=f"renditions/medium/l9/balcony view.{ext}")["Body"].read()
+        key = f"renditions/medium/l9/balcony view.jpg/{token}.{ext}"
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         image = Image.open(io.BytesIO(body))
         assert (image.format, image.size) == (fmt, (1280, 853))
