@@ -48,8 +48,8 @@ RUNTIME_WHEELS = BUILD / "runtime-wheels"
 RUNTIME_LICENCES = frozenset({"MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "PSF-2.0"})
 # Powertools is a toolbox and the handlers use two of its tools, Logger and Metrics. Its REST/GraphQL routers
 # (event_handler) and the utilities other than the two that Logger imports (jmespath_utils) or types with (typing)
-# are 838 KB of the zip, a quarter of the 3 MB budget, for code that is never imported. Left out of the layer; the
-# wheel's RECORD still lists them (nothing reads it on Lambda). tests/layer/test_layer_runtime.py runs the handler's
+# are a quarter of the 3 MB budget (bench/results/history.md) for code that is never imported. Left out of the layer;
+# the wheel's RECORD still lists them (nothing reads it on Lambda). tests/layer/test_layer_runtime.py runs the handler's
 # logging and metrics paths from the unzipped layer alone, so a Powertools update that needs one of them fails there.
 RUNTIME_LEFT_OUT = ("aws_lambda_powertools/event_handler/", "aws_lambda_powertools/utilities/")
 RUNTIME_KEPT = ("aws_lambda_powertools/utilities/__init__.py", "aws_lambda_powertools/utilities/jmespath_utils/",

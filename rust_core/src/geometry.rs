@@ -118,17 +118,15 @@ pub fn plan(width: u32, height: u32, orientation: Orientation, target: Target) -
 
 /// Decoding at 1/2, 1/4 or 1/8 (JPEG DCT scaling) is allowed while the shrunk image keeps at least `MARGIN` source
 /// pixels per output pixel, so the final Lanczos pass always downsamples by at least that much. The quality report
-/// (SSIM against a full-decode reference) tuned it: at 1.0 a 5312x2988 photo → 1280x720 decoded at 1/4 and left a
-/// 1.04x Lanczos step, 0.002 SSIM below sharp; 1.5 closes that for +5 ms mean on `medium`, where 2.0 would cost
-/// +17 ms (a 4032x3024 phone photo → medium would be decoded at full size) for no row that 1.5 misses.
+/// (SSIM against a full-decode reference) tuned it: a smaller margin left too short a Lanczos step below sharp's
+/// SSIM, a larger one cost decode time for nothing (bench/results/history.md, "Shrink-on-load margin").
 pub const SHRINK_ON_LOAD_MARGIN: f64 = 1.5;
 
 /// The largest power-of-two denominator (1, 2, 4 or 8) the decoder may shrink a `width`×`height` image by.
 ///
 /// `eighth_is_cheap`: the decoder makes a 1/8 image for a fraction of the cost of the others (a progressive JPEG,
-/// from its DC scans alone). Then 1/8 is taken whenever it still covers the output (margin 1.0): on the corpus's
-/// two large progressive photos the thumbnail's SSIM against the full-decode reference stayed above sharp's while
-/// its decode time fell several-fold (bench/results/).
+/// from its DC scans alone). Then 1/8 is taken whenever it still covers the output (margin 1.0): the thumbnail's
+/// SSIM stayed above sharp's while its decode time fell several-fold (bench/results/history.md).
 pub fn shrink_denominator(
     width: u32,
     height: u32,
