@@ -198,18 +198,20 @@ class Shell:
 
 
 def script(commands: list[Command]) -> str:
+    """The commands as one bash script, each preceded by a marker line. The marker starts with a newline of its own
+    (`run_commands` takes it off again): a command's output may not end with one (`aws s3 cp … -`)."""
     lines = ["set -euo pipefail"]
     for i, command in enumerate(commands):
-        lines += [f'echo "@@@ {i} $(date +%s.%N)"', command.text]
+        lines += [f'printf "\\n@@@ {i} %s\\n" "$(date +%s.%N)"', command.text]
         if re.match(r'aws s3 cp \S+ "?s3://\S*/uploads/', command.text):
             lines.append(f'{shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} "kiray-imaging-$STAGE"')
-    return "\n".join(lines) + '\necho "@@@ end $(date +%s.%N)"\n'
+    return "\n".join(lines) + '\nprintf "\\n@@@ end %s\\n" "$(date +%s.%N)"\n'
 
 
 def run_commands(shell: Shell, commands: list[Command], timeout: float = 600) -> dict[str, str]:
     result = subprocess.run(["bash", "-c", script(commands)], cwd=ROOT, env=shell.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False)  # fmt: skip
-    parts = re.split(r"^@@@ (\d+|end) ([\d.]+)\n", result.stdout, flags=re.M)
+    parts = re.split(r"\n@@@ (\d+|end) ([\d.]+)\n", result.stdout)
     marks = list(zip(parts[1::3], [float(s) for s in parts[2::3]], parts[3::3]))
     outputs = {commands[int(i)].text: out for i, _, out in marks if i != "end"}
     for (i, start, _), (_, end, _) in zip(marks, marks[1:]):
@@ -300,14 +302,25 @@ def test_deploying_page(shell: Shell) -> None:
     assert "acme-kiray-photos-dev/renditions/*" in output(shell.outputs, "aws iam get-role-policy")
     listing = output(shell.outputs, 'aws s3 ls "s3://$BUCKET/renditions/" --recursive')
     keys = sorted(line.split()[-1] for line in listing.splitlines())
-    assert keys == [
-        "renditions/medium/smoke/seeding.jpg",
-        "renditions/medium/smoke/seeding.webp",
-        "renditions/thumbnail/smoke/seeding.jpg",
-    ]
+    token = upload_token(shell)
+    files = [f"renditions/medium/smoke/seeding.jpg/{token}.jpg", f"renditions/medium/smoke/seeding.jpg/{token}.webp"]
+    assert keys == sorted([*files, "renditions/medium/smoke/seeding.jpg/current.json",
+                           f"renditions/thumbnail/smoke/seeding.jpg/{token}.jpg",
+                           "renditions/thumbnail/smoke/seeding.jpg/current.json"])  # fmt: skip
+    state = json.loads(
+        output(shell.outputs, 'aws s3 cp "s3://$BUCKET/renditions/medium/smoke/seeding.jpg/current.json" -')
+    )
+    assert state["state"] == "current"
+    assert sorted(f["key"] for f in state["files"]) == files
     logs = output(shell.outputs, "npx sls logs -f generate-thumbnail")
     assert {"cold start", "rendered"} <= {line.get("message") for line in log_lines(logs)}
-    assert "renditions/thumbnail/smoke/seeding.jpg" in {line.get("output_key") for line in log_lines(logs)}
+    assert f"renditions/thumbnail/smoke/seeding.jpg/{token}.jpg" in {line.get("output_key") for line in log_lines(logs)}
+
+
+def upload_token(shell: Shell) -> str:
+    """The renditions' version token: the first 16 hex digits of the smoke upload's ETag."""
+    head = moto_client(shell, "s3").head_object(Bucket="acme-kiray-photos-dev", Key="uploads/smoke/seeding.jpg")
+    return str(head["ETag"].strip('"')[:16])
 
 
 def seed_failure(shell: Shell) -> dict[str, Any]:
@@ -348,7 +361,9 @@ def query_fields(query: str) -> set[str]:
 def test_operations_page(shell: Shell) -> None:
     event = seed_failure(shell)
     outputs = run_commands(shell, page_commands("docs/operations.md"))
-    assert "renditions/medium/smoke/seeding.webp" in output(outputs, "aws logs filter-log-events")
+    assert f"renditions/medium/smoke/seeding.jpg/{upload_token(shell)}.webp" in output(
+        outputs, "aws logs filter-log-events"
+    )
     metrics = output(outputs, "aws cloudwatch list-metrics --namespace KirayImaging --query")
     assert "RenditionsMade\tmedium,kiray-imaging-dev" in metrics
     assert "DecodeMs\tthumbnail,kiray-imaging-dev" in metrics
@@ -395,7 +410,9 @@ def test_troubleshooting_page(shell: Shell) -> None:
     )
     local = output(outputs, "npx sls invoke local")
     rendered = [line for line in log_lines(local) if line.get("message") == "rendered"]
-    assert [line["output_key"] for line in rendered] == ["renditions/thumbnail/smoke/seeding.jpg"]
+    assert [line["output_key"] for line in rendered] == [
+        f"renditions/thumbnail/smoke/seeding.jpg/{upload_token(shell)}.jpg"
+    ]
     assert "NASM version" in output(outputs, "nasm -v")
     assert output(outputs, "aws events list-targets-by-rule").strip().endswith("kiray-imaging-dev-generate-medium")
 
