@@ -3,8 +3,9 @@
 Starts moto on 127.0.0.1 and runs both functions with `sls invoke local` on the EventBridge events production
 delivers: "Object Created" for a real photo (its renditions are downloaded to ./out/, with their sizes and the
 per-stage timings from the handlers' JSON log lines), "Object Created" again for a better photo under the same key
-(new keys; the old ones are gone), and "Object Deleted" (nothing is left but each function's tombstone). moto is
-stopped on the way out, always.
+(new keys; the old ones are gone), and "Object Deleted" (nothing is left but each function's tombstone). After each
+step it prints what the backend was told: the functions' events, through moto's EventBridge into a queue read back
+(one in full, the first time). moto is stopped on the way out, always.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import boto3
 
 # Run as a script (`python scripts/x.py`): make the repo root importable, as it is for the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.local_aws import moto_server, use_in_this_process
+from scripts.local_aws import BackendQueue, describe, moto_server, use_in_this_process
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out"
@@ -118,6 +119,20 @@ def table(rows: list[tuple[str, dict[str, Any], Path, int]]) -> None:
     print()
 
 
+def told(backend: BackendQueue, expected: int, in_full: str | None = None) -> None:
+    """Prints the events the last step published (``expected`` of them); ``in_full`` names a detail-type whose
+    thumbnail event is printed whole, as the backend receives it."""
+    events = sorted(backend.read(), key=lambda e: (e["detail-type"], e["detail"]["rendition"]))
+    if len(events) != expected:
+        raise SystemExit(f"demo: expected {expected} events for the backend, got {len(events)}: {events}")
+    print(f"events for the backend ({len(events)}):")
+    print("\n".join(f"  {describe(e)}" for e in events))
+    for envelope in (e for e in events if e["detail-type"] == in_full and e["detail"]["rendition"] == "thumbnail"):
+        print(f"the thumbnail's {in_full!r} event (docs/integrating.md):\n{json.dumps(envelope, indent=2)}")
+        break
+    print()
+
+
 def main() -> int:
     photo = CORPUS_PHOTO if CORPUS_PHOTO.is_file() else SHIPPED_PHOTO
     OUT.mkdir(exist_ok=True)
@@ -126,13 +141,15 @@ def main() -> int:
         env = use_in_this_process(endpoint)
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=BUCKET)
-        print(f"demo: a local S3 (moto) on {endpoint}")
+        backend = BackendQueue(endpoint, "kiray-demo-backend")
+        print(f"demo: a local S3 and EventBridge (moto) on {endpoint}")
 
         first = upload(s3, env, photo.name, photo.read_bytes())
         table(first)
         source = first[0][1]
         print(f"source: {source['source_format']} {source['input_width']}x{source['input_height']}, "
               f"{source['input_bytes']} bytes; JSON log line of the thumbnail:\n{json.dumps(source)}\n")  # fmt: skip
+        told(backend, len(FUNCTIONS), in_full="Rendition Created")
 
         # The agent replaces the photo: new keys (the old ones were cached as immutable), and the old ones go.
         replaced = upload(s3, env, *replacement(photo))
@@ -141,6 +158,7 @@ def main() -> int:
         assert not old & set(renditions(s3)), "the replaced photo's renditions are still there"
         print(f"replaced: {len(old)} renditions of the first photo removed; now under renditions/:")
         print("\n".join(f"  {key}" for key in renditions(s3)))
+        told(backend, len(FUNCTIONS))
 
         # The seller deletes the photo: its renditions go with it.
         s3.delete_object(Bucket=BUCKET, Key=KEY)
@@ -152,6 +170,7 @@ def main() -> int:
         print(f"\ndeleted: {len(removed)} renditions removed; left under renditions/ (tombstones, expired by the "
               "bucket's lifecycle rule):")  # fmt: skip
         print("\n".join(f"  {key}" for key in left))
+        told(backend, len(FUNCTIONS))
     return 0
 
 

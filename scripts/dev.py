@@ -30,11 +30,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ResponseStreamingError
 
 # Run as a script (`python scripts/x.py`): make the repo root importable, as it is for the tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.local_aws import HOST, REGION, aws_env, moto_server
+from scripts.local_aws import HOST, REGION, BackendQueue, aws_env, describe, moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -110,41 +110,23 @@ def group_members(pgid: int) -> list[int]:
 
 class EventsTap:
     """Where the functions' events for the backend go in `make dev`: the local S3 has no EventBridge, so moto's
-    serves it, with a rule that sends everything from kiray.imaging to a queue; a thread prints each event as the
-    backend would receive it (one line: type, rendition, upload, what it says)."""
+    serves it (its rule and queue: `BackendQueue`); a thread prints each event as the backend would receive it."""
 
     def __init__(self, moto: str) -> None:
         self.endpoint = moto
         keys = CREDENTIALS["AWS_ACCESS_KEY_ID"], CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
-        self._sqs: Any = boto3.client("sqs", endpoint_url=moto, region_name=REGION, aws_access_key_id=keys[0],
-                                      aws_secret_access_key=keys[1])  # fmt: skip
-        bridge = boto3.client("events", endpoint_url=moto, region_name=REGION, aws_access_key_id=keys[0],
-                              aws_secret_access_key=keys[1])  # fmt: skip
-        self._queue = self._sqs.create_queue(QueueName="kiray-dev-backend")["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["QueueArn"])["Attributes"]
-        bridge.put_rule(Name="kiray-dev-backend", EventPattern=json.dumps({"source": ["kiray.imaging"]}))
-        bridge.put_targets(Rule="kiray-dev-backend", Targets=[{"Id": "queue", "Arn": arn["QueueArn"]}])
+        self._queue = BackendQueue(moto, "kiray-dev-backend", credentials=keys)
         self._stop = threading.Event()
         threading.Thread(target=self._print, daemon=True).start()
-
-    @staticmethod
-    def line(envelope: dict[str, Any]) -> str:
-        d = envelope["detail"]
-        said = {"Rendition Created": lambda: " ".join(f"{f['width']}x{f['height']} {f['key']}" for f in d["files"]),
-                "Rendition Failed": lambda: f"{d['error']['class']}: {d['error']['message']}",
-                "Renditions Deleted": lambda: f"{len(d['keys'])} keys removed"}  # fmt: skip
-        what = said.get(envelope["detail-type"], lambda: json.dumps(d))()
-        return f"dev: event: {envelope['detail-type']} ({d['rendition']}) {d['upload']['key']}: {what}"
 
     def _print(self) -> None:
         while not self._stop.is_set():
             try:
-                answer = self._sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                events = self._queue.read(wait_s=1)
             except Exception:  # moto stopping under us at the end
                 return
-            for m in answer.get("Messages", []):
-                print(self.line(json.loads(m["Body"])), flush=True)
-                self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=m["ReceiptHandle"])
+            for envelope in events:
+                print(f"dev: event: {describe(envelope)}", flush=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -291,6 +273,10 @@ def _state(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         state: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError:
+        return None
+    except (ResponseStreamingError, ValueError):
+        # The local S3 (s3rver) streams the file as it is on disk: read while a function rewrites it, it is cut
+        # short. Polled again; S3 itself never serves half an object.
         return None
     return state
 

@@ -9,13 +9,15 @@ stopped when the command ends, even on failure, so nothing is left running.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -86,6 +88,55 @@ def moto_server(timeout: float = 30.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class BackendQueue:
+    """What Kiray's backend would receive, in moto: on each bus the functions publish to, a rule sending everything
+    from kiray.imaging to one SQS queue (production's subscription, docs/integrating.md)."""
+
+    def __init__(self, endpoint: str, name: str, buses: Iterable[str] = ("default",),
+                 credentials: tuple[str, str] = ("testing", "testing")) -> None:  # fmt: skip
+        import boto3  # not at module level: moto's own start-up needs none of it
+
+        key, secret = credentials
+        self._sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
+                                      aws_secret_access_key=secret)  # fmt: skip
+        bridge: Any = boto3.client("events", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
+                                   aws_secret_access_key=secret)  # fmt: skip
+        self._url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for bus in sorted(set(buses)):
+            if bus != "default":
+                bridge.create_event_bus(Name=bus)
+            bridge.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["kiray.imaging"]}))
+            bridge.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+
+    def read(self, wait_s: int = 0) -> list[dict[str, Any]]:
+        """The events delivered so far (the EventBridge envelopes), each once; waits up to ``wait_s`` for the first."""
+        got: list[dict[str, Any]] = []
+        receive = {"QueueUrl": self._url, "MaxNumberOfMessages": 10}
+        while messages := self._sqs.receive_message(**receive, WaitTimeSeconds=0 if got else wait_s).get("Messages"):
+            for m in messages:
+                got.append(json.loads(m["Body"]))
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=m["ReceiptHandle"])
+        return got
+
+
+def describe(envelope: dict[str, Any]) -> str:
+    """One line of what an event tells the backend: type, rendition, upload, and its files, error or removed keys."""
+    d = envelope["detail"]
+
+    def created() -> str:
+        files = " ".join(f"{f['width']}x{f['height']} {f['key']}" for f in d["files"])
+        return files + (f" (replacing {len(d['replaces'])} files)" if d.get("replaces") else "")
+
+    said: dict[str, Callable[[], str]] = {
+        "Rendition Created": created,
+        "Rendition Failed": lambda: f"{d['error']['class']}: {d['error']['message']}",
+        "Renditions Deleted": lambda: f"removed {len(d['keys'])} files",
+    }
+    what = said.get(envelope["detail-type"], lambda: json.dumps(d))()
+    return f"{envelope['detail-type']} ({d['rendition']}) {d['upload']['key']}: {what}"
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 # Run as `python -m scripts.rehearse` from the repository root, or as a file: either way the root is importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.local_aws import REGION, aws_env, moto_server
+from scripts.local_aws import REGION, BackendQueue, aws_env, moto_server
 from scripts.rehearse import cases as rehearsal_cases
 from scripts.rehearse import sandbox, tools
 from scripts.rehearse.cases import Case
@@ -163,7 +163,10 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
         for bucket in sorted({fn.environment[k] for fn in functions for k in ("SOURCE_BUCKET", "DEST_BUCKET")}):
             s3.create_bucket(Bucket=bucket)
-        backend = BackendQueue(endpoint, env, {fn.environment.get("EVENT_BUS_NAME", "default") for fn in functions})
+        buses = {fn.environment.get("EVENT_BUS_NAME", "default") for fn in functions}
+        backend = BackendQueue(
+            endpoint, "rehearsal-backend", buses, (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+        )
         if args.event is not None:
             event = json.loads(args.event.read_text())
             cases = [Case(args.event.name, event, check=lambda fn, response: None)]
@@ -211,36 +214,6 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
     shutil.rmtree(WORK / "run" / str(os.getpid()), ignore_errors=True)
     print(f"rehearse: passed ({sum(len(v) for v in report['functions'].values())} invocations)")
     return 0
-
-
-class BackendQueue:
-    """What the backend would receive: a rule on each bus the functions publish to, sending everything from
-    kiray.imaging to an SQS queue (in moto, beside S3)."""
-
-    def __init__(self, endpoint: str, env: dict[str, str], buses: set[str]) -> None:
-        import boto3
-
-        key, secret = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
-        self.sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
-                                     aws_secret_access_key=secret)  # fmt: skip
-        bridge: Any = boto3.client("events", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
-                                   aws_secret_access_key=secret)  # fmt: skip
-        self.url = self.sqs.create_queue(QueueName="rehearsal-backend")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        for bus in sorted(buses):
-            if bus != "default":
-                bridge.create_event_bus(Name=bus)
-            bridge.put_rule(Name="rehearsal-backend", EventBusName=bus,
-                            EventPattern=json.dumps({"source": ["kiray.imaging"]}))  # fmt: skip
-            bridge.put_targets(Rule="rehearsal-backend", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-
-    def read(self) -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = []
-        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
-            for m in messages:
-                got.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
-        return got
 
 
 def summary(report: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import quote, quote_plus
 
 from PIL import Image
 
+from scripts.local_aws import describe
 from scripts.rehearse.package import Function
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,4 +242,9 @@ def check_events(received: list[dict[str, Any]], functions: list[Function], case
     got = sorted((e["detail-type"], e["detail"]["rendition"], e["detail"]["upload"]["key"]) for e in received)
     if got != expected or any(e["source"] != "kiray.imaging" for e in received):
         raise RehearsalError(f"events for the backend: expected {expected}, got {got}")
-    return [f"  {kind} ({name}) {key}" for kind, name, key in got]
+    return [
+        f"  {describe(e)}"
+        for e in sorted(
+            received, key=lambda e: (e["detail-type"], e["detail"]["rendition"], e["detail"]["upload"]["key"])
+        )
+    ]

@@ -236,7 +236,7 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "delete: medium: 2 renditions removed" in result.stdout, result.stdout
         assert "delete: thumbnail: 1 renditions removed" in result.stdout, result.stdout
-        stack.has_printed(rf"^dev: event: Renditions Deleted \(medium\) uploads/{SECOND_PHOTO}: 2 keys removed", 20)
+        stack.has_printed(rf"^dev: event: Renditions Deleted \(medium\) uploads/{SECOND_PHOTO}: removed 2 files", 20)
         left = s3.list_objects_v2(Bucket=bucket, Prefix="renditions/").get("Contents", [])
         assert not [o["Key"] for o in left if "Wine" in o["Key"] and not o["Key"].endswith("current.json")]
         each = ", ".join(f"{k.split('/')[1]} {Path(k).suffix} {t:.2f} s" for k, t in sorted(seen.items()))
