@@ -13,6 +13,8 @@ import pytest
 from kiray_imaging import aws_http, events, events_client
 from kiray_imaging.events_client import MAX_ENTRY_BYTES, EventsError, entry_size
 from kiray_imaging.lambda_pipeline import Handler, make_handler
+from kiray_imaging.output_keys import rendition_key
+from kiray_imaging.rendition_state import FileFacts, RenditionState
 
 if TYPE_CHECKING:
     from tests.handlers.s3_helpers import BUCKET, delete, event, invoke, jpeg, upload, version_key
@@ -191,3 +193,29 @@ def test_refused_entries_are_an_error_and_entries_have_a_size_limit() -> None:
     with pytest.raises(EventsError) as refused:
         raise EventsError("PutEvents", 200, "InternalFailure", "1 of 1 entries refused")
     assert "InternalFailure" in str(refused.value)
+
+
+def test_the_largest_events_stay_far_under_eventbridges_entry_limit() -> None:
+    """The largest event the pipeline can make: an upload key of S3's 1024 bytes (3-byte characters, ETag of a
+    multipart upload, a sequencer) whose every file key is as long as S3 allows, each format at each density, a
+    replaced version with as many, and the facts. EventBridge refuses an entry over 256 KB; the contract promises
+    events that never come near it."""
+    key = "uploads/" + "é" * ((1024 - len("uploads/")) // 2)
+    etag = "9b2cf535f27731c974343645a3985328-10000"
+    keys = [rendition_key(key, source_prefix="uploads/", dest_prefix="renditions/", rendition="thumbnail", fmt=fmt,
+                          token=token, variant=variant)
+            for token in ("9b2cf535f27731c9", "0123456789abcdef") for fmt in ("jpeg", "webp")
+            for variant in ("", "@2x")]  # fmt: skip
+    assert all(1000 < len(k.encode()) <= 1024 for k in keys)
+    files = tuple(FileFacts(k, "jpeg", "image/jpeg", 800, 600, 10**8, 2) for k in keys[:4])
+    facts = {"width": 60000, "height": 40000, "format": "jpeg", "placeholder": {"thumbHash": "A" * 48},
+             "fingerprint": {"algorithm": "phash-dct64", "hash": "f" * 16}}  # fmt: skip
+    state = RenditionState("current", key, etag, "0" * 64, files=files, version_id="v" * 1024, facts=facts)
+    publisher = events.Publisher("a" * 256)
+    made = [events.rendition_created("b" * 63, "thumbnail", state, keys[4:]),
+            events.renditions_deleted("b" * 63, key, "thumbnail", keys),
+            events.rendition_failed("b" * 63, key, etag, "thumbnail", "UnsupportedFormatError",
+                                    events.person_message("UnsupportedFormatError", "HEIC", max_pixels=1,
+                                                          max_input_bytes=1))]  # fmt: skip
+    sizes = [entry_size(entry) for entry in publisher.entries(made)]
+    assert max(sizes) < MAX_ENTRY_BYTES // 16, sizes
