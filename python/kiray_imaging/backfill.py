@@ -426,8 +426,11 @@ def register(commands: Any) -> None:
     )
     local = p.add_argument_group("--local")
     add_workers_option(local)
-    local.add_argument("--event-bus", metavar="NAME",
-                       help="publish the functions' events to this EventBridge bus, as they do (default: none)")
+    local.add_argument(
+        "--event-bus",
+        metavar="NAME",
+        help="publish the functions' events to this EventBridge bus, as they do (default: none)",
+    )
     local.add_argument("--log-level", default="ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                        help="JSON log lines on stdout from this level (default: %(default)s)")  # fmt: skip
     p.set_defaults(run=_main)
