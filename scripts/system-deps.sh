@@ -53,8 +53,10 @@ elif command -v apt-get >/dev/null; then
     exit 1
   fi
   echo "system-deps: $why: apt-get install $apt"
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$apt" >/dev/null
+  # Waits for another apt (unattended-upgrades, a parallel install) instead of failing on its lock.
+  lock=(-o DPkg::Lock::Timeout=300)
+  "${sudo[@]}" apt-get "${lock[@]}" update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq "$apt" >/dev/null
 else
   echo "system-deps: $why; install the package that provides it ($apt on Debian/Ubuntu, $brew in Homebrew)" >&2
   exit 1
