@@ -1,5 +1,5 @@
 //! Criterion benches of each stage of a render — decode, colour, resize (whole, and row by row as JPEG renders do),
-//! orient, encode — on the corpus's photos (`../shared/corpus`), so a regression is visible in the stage that
+//! orient, encode, and the upload's facts (ThumbHash, fingerprint) — on the corpus's photos (`../shared/corpus`), so a regression is visible in the stage that
 //! caused it rather than only in the total.
 //!
 //!     cargo bench -p kiray_imaging_core --no-default-features --bench stages [-- FILTER]
@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use kiray_imaging_core::geometry::{plan, shrink_denominator};
 use kiray_imaging_core::orient::Orientation;
 use kiray_imaging_core::stages;
-use kiray_imaging_core::{Limits, OutputFormat, Target};
+use kiray_imaging_core::{Fit, Limits, OutputFormat, Target};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -114,9 +114,34 @@ fn bench_photo(c: &mut Criterion, name: &str) {
     }
 }
 
+/// The facts, from the photo fitted into 100×100 as `render` makes them (the resize to that box is in "resize").
+fn bench_facts(c: &mut Criterion, name: &str) {
+    let facts_box = Target {
+        width: 100,
+        height: 100,
+        fit: Fit::Inside,
+    };
+    let (decoded, denominator) = decode(&read(name), facts_box);
+    let p = plan(
+        decoded.stored_width,
+        decoded.stored_height,
+        decoded.orientation,
+        facts_box,
+    )
+    .shrunk(denominator);
+    let small = stages::resize(decoded.pixels, &p).expect("resize");
+    let mut group = c.benchmark_group(format!("{name}/facts"));
+    group.bench_function("placeholder", |b| b.iter(|| stages::placeholder(&small)));
+    group.bench_function("fingerprint", |b| {
+        b.iter(|| stages::fingerprint(&small).expect("fingerprint"))
+    });
+    group.finish();
+}
+
 fn stages_bench(c: &mut Criterion) {
     for name in PHOTOS {
         bench_photo(c, name);
+        bench_facts(c, name);
     }
 }
 

@@ -134,15 +134,45 @@ pub fn shrink_denominator(
     target: Target,
     eighth_is_cheap: bool,
 ) -> u32 {
+    shrink_denominator_with(
+        width,
+        height,
+        orientation,
+        target,
+        eighth_is_cheap,
+        SHRINK_ON_LOAD_MARGIN,
+    )
+}
+
+/// `shrink_denominator` with the margin given: at least `margin` shrunk pixels per output pixel (≥ 1.0).
+pub fn shrink_denominator_with(
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    target: Target,
+    eighth_is_cheap: bool,
+    margin: f64,
+) -> u32 {
     let scale = plan(width, height, orientation, target).scale();
     let mut denominator = 1;
-    while denominator < 8 && f64::from(denominator * 2) * scale * SHRINK_ON_LOAD_MARGIN <= 1.0 {
+    while denominator < 8 && f64::from(denominator * 2) * scale * margin <= 1.0 {
         denominator *= 2;
     }
     if eighth_is_cheap && denominator < 8 && 8.0 * scale <= 1.0 {
         denominator = 8;
     }
     denominator
+}
+
+/// Whether a `width`×`height` stored image fills `target` without upscaling: the output is the whole box.
+pub fn fills(width: u32, height: u32, orientation: Orientation, target: Target) -> bool {
+    let p = plan(width, height, orientation, target);
+    let (bw, bh) = stored_box(target, orientation);
+    match target.fit {
+        Fit::Cover => f64::from(p.out_width) == bw && f64::from(p.out_height) == bh,
+        // Inside: one side reaches the box.
+        Fit::Inside => f64::from(p.out_width) == bw || f64::from(p.out_height) == bh,
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +214,24 @@ mod tests {
         // Stored landscape, displayed portrait: the stored output is 300x400, turned into 400x300 later.
         let p = plan(4000, 3000, Orientation::from_exif_value(6), THUMB);
         assert_eq!((p.out_width, p.out_height), (300, 400));
+    }
+
+    #[test]
+    fn a_source_fills_a_box_only_when_it_is_not_upscaled() {
+        let retina = Target {
+            width: 800,
+            height: 600,
+            fit: Fit::Cover,
+        };
+        assert!(fills(4032, 3024, N, retina));
+        assert!(fills(800, 600, N, retina));
+        // 700 px high: a cover crop of 800x600 would need 1.17x.
+        assert!(!fills(1600, 599, N, retina));
+        // Stored 600x800 turned by EXIF 6 is displayed 800x600.
+        assert!(fills(600, 800, Orientation::from_exif_value(6), retina));
+        assert!(!fills(600, 800, N, retina));
+        assert!(fills(1280, 200, N, MEDIUM));
+        assert!(!fills(1000, 1000, N, MEDIUM));
     }
 
     #[test]

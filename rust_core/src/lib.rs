@@ -10,11 +10,13 @@ mod colour;
 mod decode;
 mod encode;
 pub mod error;
+mod fingerprint;
 pub mod geometry;
 mod libjpeg;
 pub mod limits;
 pub mod orient;
 mod pixels;
+mod placeholder;
 mod render;
 mod resize;
 mod row_resize;
@@ -30,8 +32,10 @@ pub mod stages {
     pub use crate::colour::rgb_to_srgb as colour;
     pub use crate::decode::{decode, Decoded};
     pub use crate::encode::encode;
+    pub use crate::fingerprint::phash as fingerprint;
     pub use crate::orient::apply as orient;
     pub use crate::pixels::{Layout, Pixels};
+    pub use crate::placeholder::thumb_hash as placeholder;
     pub use crate::resize::resize;
     pub use crate::row_resize::RowResizer;
 }
@@ -43,6 +47,7 @@ pub use encode::{FormatInfo, OutputFormat, OUTPUT_FORMATS};
 pub use error::{Error, Result};
 pub use geometry::{Fit, Target};
 pub use limits::Limits;
+pub use render::HIGH_DENSITY_MARGIN;
 pub use resize::simd_level;
 pub use sniff::Format;
 
@@ -127,6 +132,37 @@ pub struct Output {
 pub struct Job {
     pub target: Target,
     pub outputs: Vec<Output>,
+    /// Device pixels per CSS pixel the files are for: 1, or 2 for a high-density ("@2x") file whose box is twice
+    /// the preset's. A job of density 2 is made only when the source fills its box without upscaling (otherwise
+    /// it would be no sharper than the density-1 file) and shrinks on load with `HIGH_DENSITY_MARGIN`.
+    pub density: u32,
+}
+
+impl Job {
+    pub fn new(target: Target, outputs: Vec<Output>) -> Self {
+        Self {
+            target,
+            outputs,
+            density: 1,
+        }
+    }
+}
+
+/// What a render learns of the upload itself, beside its renditions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// The ThumbHash of the whole upright photo (placeholder.rs).
+    pub thumb_hash: Vec<u8>,
+    /// Its "phash-dct64" perceptual fingerprint (fingerprint.rs).
+    pub fingerprint: u64,
+}
+
+/// The result of `render_upload`: per job, its renditions (none for a density-2 job the source is too small for),
+/// and the upload's facts when they were asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub renditions: Vec<Vec<Rendition>>,
+    pub facts: Option<ImageFacts>,
 }
 
 /// Renders `data` as described by `options`. Never panics: an internal bug surfaces as `Error::Internal`.
@@ -146,10 +182,7 @@ pub fn render_formats(
     options: &RenderOptions,
     outputs: &[Output],
 ) -> Result<Vec<Rendition>> {
-    let job = Job {
-        target: options.target,
-        outputs: outputs.to_vec(),
-    };
+    let job = Job::new(options.target, outputs.to_vec());
     let mut renditions = render_many(data, std::slice::from_ref(&job), &options.limits)?;
     Ok(renditions.remove(0))
 }
@@ -162,6 +195,11 @@ pub fn render_formats(
 /// from `render_formats`'s, while the preset that set the shrink gets the same bytes. The timings of each
 /// rendition carry the shared decode and colour stages whole.
 pub fn render_many(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec<Rendition>>> {
+    Ok(render_upload(data, jobs, limits, false)?.renditions)
+}
+
+/// `render_many`, and with `facts` the upload's placeholder and fingerprint, from the same decode.
+pub fn render_upload(data: &[u8], jobs: &[Job], limits: &Limits, facts: bool) -> Result<Upload> {
     if jobs.is_empty() {
         return Err(Error::InvalidArgument(
             "expected at least one preset, got none".into(),
@@ -173,6 +211,12 @@ pub fn render_many(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec
                 "expected at least one output format, got none".into(),
             ));
         }
+        if !(1..=2).contains(&job.density) {
+            return Err(Error::InvalidArgument(format!(
+                "expected density 1 or 2, got {}",
+                job.density
+            )));
+        }
         for output in &job.outputs {
             RenderOptions {
                 target: job.target,
@@ -183,6 +227,8 @@ pub fn render_many(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec
             .validate()?;
         }
     }
-    catch_unwind(AssertUnwindSafe(|| render::render(data, jobs, limits)))
-        .unwrap_or_else(|payload| Err(Error::Internal(error::panic_message(payload.as_ref()))))
+    catch_unwind(AssertUnwindSafe(|| {
+        render::render(data, jobs, limits, facts)
+    }))
+    .unwrap_or_else(|payload| Err(Error::Internal(error::panic_message(payload.as_ref()))))
 }

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use crate::geometry::{self, Fit, Target};
 use crate::orient::Orientation;
 use crate::{
-    render_many as render_jobs, Error, FormatInfo, Job, Limits, Output, OutputFormat, Rendition,
+    render_upload as render_jobs, Error, FormatInfo, Job, Limits, Output, OutputFormat, Rendition,
     OUTPUT_FORMATS,
 };
 
@@ -363,8 +363,61 @@ fn limits(max_pixels: Option<u64>, max_input_bytes: Option<usize>) -> Limits {
     }
 }
 
-/// One preset as Python passes it: (width, height, fit, [(format, quality), …]).
+/// One preset as Python passes it: (width, height, fit, [(format, quality), …]), and for `render_upload` its
+/// density (1, or 2 for the @2x file).
 type PyJob = (u32, u32, String, Vec<(String, u8)>);
+type PyDensityJob = (u32, u32, String, Vec<(String, u8)>, u32);
+
+fn parse_job((width, height, fit, outputs, density): &PyDensityJob) -> PyResult<Job> {
+    Ok(Job {
+        target: Target {
+            width: *width,
+            height: *height,
+            fit: parse_fit(fit)?,
+        },
+        outputs: parse_outputs(outputs)?,
+        density: *density,
+    })
+}
+
+/// What `render_upload` returns: per job its renditions (none for a density-2 job the source cannot fill), and
+/// the upload's ThumbHash and fingerprint when they were asked for.
+#[pyclass(frozen, module = "kiray_imaging._core", name = "Upload", get_all)]
+struct PyUpload {
+    renditions: Vec<Vec<Py<PyRendition>>>,
+    placeholder: Option<Py<PyBytes>>,
+    fingerprint: Option<u64>,
+}
+
+#[pymethods]
+impl PyUpload {
+    fn __repr__(&self) -> String {
+        let counts: Vec<usize> = self.renditions.iter().map(Vec::len).collect();
+        format!(
+            "Upload(renditions per job={counts:?}, placeholder={}, fingerprint={})",
+            if self.placeholder.is_some() {
+                "…"
+            } else {
+                "None"
+            },
+            self.fingerprint
+                .map_or_else(|| "None".to_string(), |f| format!("{f:#018x}"))
+        )
+    }
+}
+
+fn render(
+    py: Python<'_>,
+    data: &[u8],
+    jobs: &[Job],
+    facts: bool,
+    max_pixels: Option<u64>,
+    max_input_bytes: Option<usize>,
+) -> PyResult<crate::Upload> {
+    let limits = limits(max_pixels, max_input_bytes);
+    py.detach(|| render_jobs(data, jobs, &limits, facts))
+        .map_err(to_py)
+}
 
 /// Renders one image for one or more presets from a single decode: `jobs` are (width, height, fit, outputs) tuples,
 /// outputs being (format, quality) pairs. Returns, per job, one `Rendition` per output, in order.
@@ -378,23 +431,12 @@ fn render_many(
     max_input_bytes: Option<usize>,
 ) -> PyResult<Vec<Vec<PyRendition>>> {
     let jobs = jobs
-        .iter()
-        .map(|(width, height, fit, outputs)| {
-            Ok(Job {
-                target: Target {
-                    width: *width,
-                    height: *height,
-                    fit: parse_fit(fit)?,
-                },
-                outputs: parse_outputs(outputs)?,
-            })
-        })
+        .into_iter()
+        .map(|(w, h, fit, outputs)| parse_job(&(w, h, fit, outputs, 1)))
         .collect::<PyResult<Vec<_>>>()?;
-    let limits = limits(max_pixels, max_input_bytes);
-    let per_job = py
-        .detach(|| render_jobs(&data, &jobs, &limits))
-        .map_err(to_py)?;
-    Ok(per_job
+    let upload = render(py, &data, &jobs, false, max_pixels, max_input_bytes)?;
+    Ok(upload
+        .renditions
         .iter()
         .map(|renditions| {
             renditions
@@ -403,6 +445,40 @@ fn render_many(
                 .collect()
         })
         .collect())
+}
+
+/// `render_many` for an upload: jobs carry their density (a density-2 job is left out, an empty list, when the
+/// source cannot fill its box), and `facts` adds the ThumbHash and the fingerprint from the same decode.
+#[pyfunction]
+#[pyo3(signature = (data, *, jobs, facts = false, max_pixels = None, max_input_bytes = None))]
+fn render_upload(
+    py: Python<'_>,
+    data: PyBackedBytes,
+    jobs: Vec<PyDensityJob>,
+    facts: bool,
+    max_pixels: Option<u64>,
+    max_input_bytes: Option<usize>,
+) -> PyResult<PyUpload> {
+    let jobs = jobs.iter().map(parse_job).collect::<PyResult<Vec<_>>>()?;
+    let upload = render(py, &data, &jobs, facts, max_pixels, max_input_bytes)?;
+    let renditions = upload
+        .renditions
+        .iter()
+        .map(|renditions| {
+            renditions
+                .iter()
+                .map(|r| Py::new(py, PyRendition::from_core(py, r)))
+                .collect::<PyResult<Vec<_>>>()
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyUpload {
+        renditions,
+        placeholder: upload
+            .facts
+            .as_ref()
+            .map(|f| PyBytes::new(py, &f.thumb_hash).unbind()),
+        fingerprint: upload.facts.map(|f| f.fingerprint),
+    })
 }
 
 /// The SIMD level the resizer picked on this CPU ("avx2", "sse4.1" or "none").
@@ -429,6 +505,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRendition>()?;
     m.add_class::<PyOutputFormat>()?;
     m.add_class::<PyPlan>()?;
+    m.add_class::<PyUpload>()?;
     let formats = OUTPUT_FORMATS
         .iter()
         .map(|info| Py::new(py, PyOutputFormat::from(info)))
@@ -439,6 +516,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyTuple::new(py, crate::Format::ALL.map(crate::Format::name))?,
     )?;
     m.add_function(wrap_pyfunction!(render_many, m)?)?;
+    m.add_function(wrap_pyfunction!(render_upload, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     Ok(())

@@ -10,30 +10,77 @@ use std::time::{Duration, Instant};
 use crate::colour::{self, ToSrgb};
 use crate::decode::{self, Frame, RowSink};
 use crate::error::{Error, Result};
-use crate::geometry::{self, Target};
+use crate::geometry::{self, Fit, Target};
 use crate::orient::{self, Orientation};
 use crate::pixels::{Layout, Pixels};
 use crate::row_resize::RowResizer;
 use crate::sniff::{sniff, Format};
-use crate::{encode, resize, Job, Limits, Rendition, StageTimings};
+use crate::{
+    encode, fingerprint, placeholder, resize, ImageFacts, Job, Limits, Rendition, StageTimings,
+    Upload,
+};
 
-pub fn render(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<Vec<Vec<Rendition>>> {
-    let (facts, resized) = if matches!(sniff(data), Ok(Format::Jpeg)) {
-        streamed(data, jobs, limits)?
+/// How far a density-2 job lets the decoder shrink: while the shrunk image still covers its output (1.0 decoded
+/// pixel per output pixel, against `geometry::SHRINK_ON_LOAD_MARGIN` for the others). The 2x file of a 12 MP photo
+/// then comes from the 1/4 decode the thumbnail takes anyway instead of a 1/2 one; the quality report holds its
+/// SSIM (bench/results/history.md, "Retina thumbnail").
+pub const HIGH_DENSITY_MARGIN: f64 = 1.0;
+
+/// The facts (placeholder, fingerprint) come from the whole upright photo fitted into ThumbHash's largest box: one
+/// more job, without outputs, fed by the same decode.
+const FACTS_TARGET: Target = Target {
+    width: placeholder::MAX_SIDE,
+    height: placeholder::MAX_SIDE,
+    fit: Fit::Inside,
+};
+
+pub fn render(data: &[u8], jobs: &[Job], limits: &Limits, with_facts: bool) -> Result<Upload> {
+    let mut all = jobs.to_vec();
+    if with_facts {
+        all.push(Job::new(FACTS_TARGET, vec![]));
+    }
+    let (shared, mut resized) = if matches!(sniff(data), Ok(Format::Jpeg)) {
+        streamed(data, &all, limits)?
     } else {
         // (Anything sniff refuses goes this way too: its decoder names the problem.)
-        whole(data, jobs, limits)?
+        whole(data, &all, limits)?
     };
-    jobs.iter()
+    let facts = if with_facts {
+        let Some(Some((pixels, _))) = resized.pop() else {
+            return Err(Error::Internal("facts: no pixels".into()));
+        };
+        Some(image_facts(pixels, shared.orientation)?)
+    } else {
+        None
+    };
+    let renditions = jobs
+        .iter()
         .zip(resized)
-        .map(|(job, (pixels, resize))| finish(pixels, job, &facts, resize))
-        .collect()
+        .map(|(job, made)| match made {
+            Some((pixels, resize)) => finish(pixels, job, &shared, resize),
+            None => Ok(Vec::new()),
+        })
+        .collect::<Result<_>>()?;
+    Ok(Upload { renditions, facts })
 }
 
-/// Each job's resized pixels, and the time its resize took.
-type Resized = Vec<(Pixels, Duration)>;
+fn image_facts(pixels: Pixels, orientation: Orientation) -> Result<ImageFacts> {
+    let upright = orient::apply(pixels, orientation);
+    Ok(ImageFacts {
+        thumb_hash: placeholder::thumb_hash(&upright),
+        fingerprint: fingerprint::phash(&upright)?,
+    })
+}
 
-/// The shrink-on-load policy of a render: the largest shrink every job allows. Records its choice in `chosen`.
+/// Each job's resized pixels and the time its resize took; `None` for a job the source is too small for.
+type Resized = Vec<Option<(Pixels, Duration)>>;
+
+/// Whether `job` is made for a `w`×`h` stored image: a density-2 job only when the source fills its box.
+fn wanted(job: &Job, w: u32, h: u32, o: Orientation) -> bool {
+    job.density == 1 || geometry::fills(w, h, o, job.target)
+}
+
+/// The shrink-on-load policy of a render: the largest shrink every job made allows. Records its choice in `chosen`.
 fn shrink_policy<'a>(
     jobs: &'a [Job],
     chosen: &'a Cell<u32>,
@@ -41,7 +88,15 @@ fn shrink_policy<'a>(
     move |w, h, o, eighth_is_cheap| {
         let d = jobs
             .iter()
-            .map(|job| geometry::shrink_denominator(w, h, o, job.target, eighth_is_cheap))
+            .filter(|job| wanted(job, w, h, o))
+            .map(|job| {
+                let margin = if job.density > 1 {
+                    HIGH_DENSITY_MARGIN
+                } else {
+                    geometry::SHRINK_ON_LOAD_MARGIN
+                };
+                geometry::shrink_denominator_with(w, h, o, job.target, eighth_is_cheap, margin)
+            })
             .min()
             .unwrap_or(1);
         chosen.set(d);
@@ -68,14 +123,17 @@ fn streamed(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<(Facts, Resize
     else {
         return Err(Error::Internal("JPEG: decoded without a frame".into()));
     };
-    let resize_total: Duration = resizers.iter().map(|(_, spent)| *spent).sum();
+    let resize_total: Duration = resizers.iter().flatten().map(|(_, spent)| *spent).sum();
     facts.colour = sink.colour;
     facts.decode = started.elapsed().saturating_sub(sink.colour + resize_total);
     let resized = resizers
         .into_iter()
-        .map(|(resizer, spent)| {
-            let at = Instant::now();
-            Ok((resizer.finish()?, spent + at.elapsed()))
+        .map(|made| {
+            made.map(|(resizer, spent)| {
+                let at = Instant::now();
+                Ok((resizer.finish()?, spent + at.elapsed()))
+            })
+            .transpose()
         })
         .collect::<Result<_>>()?;
     Ok((facts, resized))
@@ -101,17 +159,29 @@ fn whole(data: &[u8], jobs: &[Job], limits: &Limits) -> Result<(Facts, Resized)>
         decode: decoded_at - started,
         colour: decoded_at.elapsed(),
     };
-    // Each job but the last resizes from a borrowed decode; the last may take it (an identity plan moves it).
-    let (last, others) = jobs.split_last().expect("jobs is not empty");
+    // Each job but the last made resizes from a borrowed decode; the last may take it (an identity plan moves it).
+    let made: Vec<bool> = jobs.iter().map(|job| facts.wants(job)).collect();
+    let last = made.iter().rposition(|&m| m).expect("a density-1 job");
+    let mut pixels = Some(pixels);
     let mut resized = Vec::with_capacity(jobs.len());
-    for job in others {
+    for (i, job) in jobs.iter().enumerate() {
+        if !made[i] {
+            resized.push(None);
+            continue;
+        }
         let at = Instant::now();
-        let pixels = resize::resize_from(&pixels, &facts.plan(job.target))?;
-        resized.push((pixels, at.elapsed()));
+        let plan = facts.plan(job.target);
+        let out = match (i == last, pixels.take()) {
+            (true, Some(source)) => resize::resize(source, &plan)?,
+            (_, Some(source)) => {
+                let out = resize::resize_from(&source, &plan)?;
+                pixels = Some(source);
+                out
+            }
+            (_, None) => return Err(Error::Internal("resize: the decode was taken".into())),
+        };
+        resized.push(Some((out, at.elapsed())));
     }
-    let at = Instant::now();
-    let pixels = resize::resize(pixels, &facts.plan(last.target))?;
-    resized.push((pixels, at.elapsed()));
     Ok((facts, resized))
 }
 
@@ -126,8 +196,8 @@ struct Streamed<'a> {
 struct Started {
     facts: Facts,
     to_srgb: Option<ToSrgb>,
-    /// One per job, with the time spent in it so far.
-    resizers: Vec<(RowResizer, Duration)>,
+    /// One per job made, with the time spent in it so far.
+    resizers: Vec<Option<(RowResizer, Duration)>>,
 }
 
 impl RowSink for Streamed<'_> {
@@ -146,11 +216,13 @@ impl RowSink for Streamed<'_> {
             .jobs
             .iter()
             .map(|job| {
-                let plan = facts.plan(job.target);
-                (
-                    RowResizer::new(frame.width, frame.height, plan),
-                    Duration::ZERO,
-                )
+                facts.wants(job).then(|| {
+                    let plan = facts.plan(job.target);
+                    (
+                        RowResizer::new(frame.width, frame.height, plan),
+                        Duration::ZERO,
+                    )
+                })
             })
             .collect();
         self.started = Some(Started {
@@ -173,7 +245,7 @@ impl RowSink for Streamed<'_> {
             to_srgb.apply(rows)?;
             self.colour += at.elapsed();
         }
-        for (resizer, spent) in &mut started.resizers {
+        for (resizer, spent) in started.resizers.iter_mut().flatten() {
             let at = Instant::now();
             resizer.push(rows)?;
             *spent += at.elapsed();
@@ -203,6 +275,10 @@ impl Facts {
             target,
         )
         .shrunk(self.shrink_on_load)
+    }
+
+    fn wants(&self, job: &Job) -> bool {
+        wanted(job, self.source_width, self.source_height, self.orientation)
     }
 }
 
@@ -250,13 +326,13 @@ mod tests {
     use crate::Output;
 
     fn job(width: u32, height: u32, fit: Fit) -> Job {
-        Job {
-            target: Target { width, height, fit },
-            outputs: vec![Output {
+        Job::new(
+            Target { width, height, fit },
+            vec![Output {
                 format: OutputFormat::Jpeg,
                 quality: 80,
             }],
-        }
+        )
     }
 
     /// The corpus's JPEGs, row by row, against the whole-image pipeline (decode, colour, resize) on the same
@@ -283,7 +359,7 @@ mod tests {
                     (whole_facts.shrink_on_load, whole_facts.orientation),
                     "{name}"
                 );
-                let (a, b) = (&rows[0].0, &whole[0].0);
+                let (a, b) = (&rows[0].as_ref().unwrap().0, &whole[0].as_ref().unwrap().0);
                 assert_eq!((a.width, a.height), (b.width, b.height), "{name}");
                 let off = a
                     .data

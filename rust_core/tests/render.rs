@@ -296,14 +296,8 @@ fn several_presets_from_one_decode() {
         quality: 80,
     };
     let jobs = [
-        Job {
-            target: THUMBNAIL,
-            outputs: vec![jpeg],
-        },
-        Job {
-            target: MEDIUM,
-            outputs: vec![jpeg, webp],
-        },
+        Job::new(THUMBNAIL, vec![jpeg]),
+        Job::new(MEDIUM, vec![jpeg, webp]),
     ];
     let out = render_many(&data, &jobs, &Limits::default()).unwrap();
     assert_eq!(out.len(), 2);
@@ -323,10 +317,7 @@ fn several_presets_from_one_decode() {
         render_many(&data, &[], &Limits::default()),
         Err(Error::InvalidArgument(_))
     ));
-    let no_outputs = [Job {
-        target: MEDIUM,
-        outputs: vec![],
-    }];
+    let no_outputs = [Job::new(MEDIUM, vec![])];
     assert!(matches!(
         render_many(&data, &no_outputs, &Limits::default()),
         Err(Error::InvalidArgument(_))

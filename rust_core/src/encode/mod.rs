@@ -85,7 +85,7 @@ pub fn encode(pixels: &Pixels, format: OutputFormat, quality: u8) -> Result<Vec<
 }
 
 /// JPEG has no alpha: composite straight-alpha RGBA over white (what a listing page shows behind it).
-fn flatten_onto_white(rgba: &[u8]) -> Vec<u8> {
+pub(crate) fn flatten_onto_white(rgba: &[u8]) -> Vec<u8> {
     rgba.chunks_exact(4)
         .flat_map(|p| {
             let a = u32::from(p[3]);
