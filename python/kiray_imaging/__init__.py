@@ -17,7 +17,17 @@ from kiray_imaging._core import (
 )
 from kiray_imaging._core import __version__ as __version__
 from kiray_imaging.presets import PRESETS, Preset
-from kiray_imaging.rendering import FORMATS, Plan, Rendition, plan, render, render_formats, render_presets
+from kiray_imaging.rendering import (
+    FORMATS,
+    Plan,
+    Rendition,
+    Upload,
+    plan,
+    render,
+    render_formats,
+    render_presets,
+    render_upload,
+)
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
@@ -31,9 +41,11 @@ __all__ = [
     "Preset",
     "Rendition",
     "UnsupportedFormatError",
+    "Upload",
     "plan",
     "render",
     "render_formats",
     "render_presets",
+    "render_upload",
     "simd_level",
 ]

@@ -119,4 +119,27 @@ def render_many(
     max_pixels: int | None = None,
     max_input_bytes: int | None = None,
 ) -> list[list[Rendition]]: ...
+
+@final
+class Upload:
+    """What ``render_upload`` returns: per job its renditions, and the upload's facts when asked for."""
+
+    @property
+    def renditions(self) -> list[list[Rendition]]:
+        """Per job, one rendition per output; none for a density-2 job the source cannot fill without upscaling."""
+    @property
+    def placeholder(self) -> bytes | None:
+        """The ThumbHash of the whole upright photo."""
+    @property
+    def fingerprint(self) -> int | None:
+        """Its 64-bit "phash-dct64" perceptual fingerprint."""
+
+def render_upload(
+    data: bytes | bytearray,
+    *,
+    jobs: list[tuple[int, int, Fit, list[tuple[FormatName, int]], int]],
+    facts: bool = False,
+    max_pixels: int | None = None,
+    max_input_bytes: int | None = None,
+) -> Upload: ...
 def simd_level() -> str: ...

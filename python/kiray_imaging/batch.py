@@ -1,7 +1,7 @@
 """`kiray-imaging batch SRC_DIR DEST_DIR`: every image under SRC_DIR rendered as the deployed functions render an
-upload — thumbnail (JPEG) and medium (JPEG + WebP) — into DEST_DIR laid out like the bucket's ``renditions/``
-(``DEST_DIR/thumbnail/l42/front.jpg/<token>.jpg``, output_keys.py), by a bounded pool of threads, with a progress bar
-and a summary.
+upload — thumbnail (JPEG, and its @2x file) and medium (JPEG + WebP) — into DEST_DIR laid out like the bucket's
+``renditions/`` (``DEST_DIR/thumbnail/l42/front.jpg/<token>.jpg``, output_keys.py), by a bounded pool of threads,
+with a progress bar and a summary.
 
 Exit status: 0 when every file rendered, 1 when any failed (each failure is one ``error:`` line on stderr), 2 for
 bad arguments.
@@ -21,10 +21,10 @@ from typing import Any, TextIO
 
 from kiray_imaging._core import ImageError
 from kiray_imaging.files import file_mode, write_atomically
-from kiray_imaging.output_keys import rendition_key, version_token
+from kiray_imaging.output_keys import rendition_key, scale_variant, version_token
 from kiray_imaging.presets import DEPLOYED_FORMATS
 from kiray_imaging.progress import Progress, add_workers_option, bounded_map
-from kiray_imaging.rendering import render_formats
+from kiray_imaging.rendering import render_upload
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".mpo", ".avif"}
@@ -107,9 +107,9 @@ def render_file(path: Path, src: Path, dest: Path, mode: int) -> FileResult:
     token = version_token(hashlib.md5(data, usedforsecurity=False).hexdigest())
     try:
         for preset, formats in DEPLOYED_FORMATS.items():
-            for fmt, rendition in render_formats(data, preset, formats).items():
+            for (scale, fmt), rendition in render_upload(data, preset, formats).files.items():
                 key = rendition_key(relative.as_posix(), source_prefix="", dest_prefix="", rendition=preset, fmt=fmt,
-                                    token=token)  # fmt: skip
+                                    token=token, variant=scale_variant(scale))  # fmt: skip
                 out = dest / key
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_atomically(out, rendition.data, mode)

@@ -70,6 +70,11 @@ def file_name(token: str, fmt: str, variant: str = "") -> str:
     return f"{token}{variant}{EXTENSIONS[fmt]}"
 
 
+def scale_variant(scale: int) -> str:
+    """The ``variant`` of a file at ``scale``: none for 1, ``@2x`` for 2 (the names srcset users know)."""
+    return "" if scale == 1 else f"@{scale}x"
+
+
 def rendition_key(
     source_key: str, *, source_prefix: str, dest_prefix: str, rendition: str, fmt: str, token: str, variant: str = ""
 ) -> str:

@@ -6,14 +6,15 @@ module only names presets and checks arguments."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from kiray_imaging import _core
 from kiray_imaging._core import OUTPUT_FORMATS, Plan, Rendition
-from kiray_imaging.names import FormatName
+from kiray_imaging.names import FormatName, SourceFormat
 from kiray_imaging.presets import Preset, resolve
 
-__all__ = ["FORMATS", "OUTPUT_FORMATS", "Plan", "Rendition", "output_format", "plan", "render", "render_formats",
-           "render_presets"]  # fmt: skip
+__all__ = ["FORMATS", "OUTPUT_FORMATS", "Plan", "Rendition", "Upload", "output_format", "plan", "render",
+           "render_formats", "render_presets", "render_upload"]  # fmt: skip
 
 FORMATS: tuple[FormatName, ...] = tuple(f.name for f in OUTPUT_FORMATS)
 """The output formats' names, from the encoder's table."""
@@ -94,6 +95,63 @@ def _render(
         max_input_bytes=max_input_bytes,
     )
     return [{r.format: r for r in renditions} for renditions in per_job]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What a function makes of one upload: its preset's files, and what the render learnt of the photo."""
+
+    files: Mapping[tuple[int, FormatName], Rendition]
+    """By (scale, format): scale 1 always; scale 2 (twice the box, the ``@2x`` file) when the preset asks for it and
+    the photo fills that box without upscaling."""
+    placeholder: bytes | None
+    """The ThumbHash of the whole upright photo (raw bytes; events carry it base64), when the preset has ``facts``."""
+    fingerprint: int | None
+    """Its 64-bit "phash-dct64" perceptual fingerprint (not a cryptographic hash), when the preset has ``facts``."""
+
+    @property
+    def _any(self) -> Rendition:
+        return next(iter(self.files.values()))
+
+    @property
+    def width(self) -> int:
+        """The photo's width as displayed (after EXIF orientation)."""
+        r = self._any
+        return r.source_height if r.orientation in (5, 6, 7, 8) else r.source_width
+
+    @property
+    def height(self) -> int:
+        r = self._any
+        return r.source_width if r.orientation in (5, 6, 7, 8) else r.source_height
+
+    @property
+    def source_format(self) -> SourceFormat:
+        return self._any.source_format
+
+
+def render_upload(
+    data: bytes | bytearray,
+    preset: str | Preset,
+    formats: Iterable[str] = ("jpeg",),
+    *,
+    max_pixels: int | None = None,
+    max_input_bytes: int | None = None,
+) -> Upload:
+    """What a function writes for ``preset``: every format at every scale of the preset, and its facts (placeholder,
+    fingerprint) when it has them, all from one decode. Raises as ``render`` does."""
+    p = resolve(preset)
+    fmts = tuple(formats)
+    _check(data, fmts, {"max_pixels": max_pixels, "max_input_bytes": max_input_bytes})
+    outputs = [(output_format(fmt), p.quality_for(output_format(fmt))) for fmt in fmts]
+    made = _core.render_upload(
+        data,
+        jobs=[(p.width * scale, p.height * scale, p.fit, outputs, scale) for scale in p.scales],
+        facts=p.facts,
+        max_pixels=max_pixels,
+        max_input_bytes=max_input_bytes,
+    )
+    files = {(scale, r.format): r for scale, renditions in zip(p.scales, made.renditions) for r in renditions}
+    return Upload(files, made.placeholder, made.fingerprint)
 
 
 def render(

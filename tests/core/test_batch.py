@@ -59,11 +59,14 @@ def test_renders_every_image_as_deployed_and_summarises(photos: Path, tmp_path: 
     # these bytes: the start of their MD5).
     token = {where: version_token(hashlib.md5((photos / where).read_bytes()).hexdigest()) for where in PHOTOS.values()}
     stems = [f"{where}/{token[where]}" for where in PHOTOS.values()]
+    # Every photo here fills 800x600: each thumbnail has its @2x file beside it.
     assert outputs == sorted(
-        [f"thumbnail/{s}.jpg" for s in stems] + [f"medium/{s}.{ext}" for s in stems for ext in ("jpg", "webp")]
+        [f"thumbnail/{s}{x}.jpg" for s in stems for x in ("", "@2x")]
+        + [f"medium/{s}.{ext}" for s in stems for ext in ("jpg", "webp")]
     )
     for s in stems:
         assert Image.open(dest / f"thumbnail/{s}.jpg").size == (400, 300)
+        assert Image.open(dest / f"thumbnail/{s}@2x.jpg").size == (800, 600)
         with Image.open(dest / f"medium/{s}.webp") as medium:
             assert medium.format == "WEBP"
             assert max(medium.size) <= 1280
@@ -75,7 +78,7 @@ def test_renders_every_image_as_deployed_and_summarises(photos: Path, tmp_path: 
         "files: 4, rendered 3, failed 1",
         "failures: DecodeError 1",
         f"bytes: in {bytes_in} ({bytes_in / 2**20:.1f} MiB), out {bytes_out} ({bytes_out / 2**20:.1f} MiB) "
-        "in 9 renditions",
+        "in 12 renditions",
     ]
     assert re.fullmatch(r"time: \d+\.\d\d s wall, 2 workers, \d+\.\d files/s", lines[3]), lines[3]
     assert len(lines) == 4
