@@ -8,6 +8,7 @@ are kept in agreement, rendition_writes.py's.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import time
@@ -21,14 +22,17 @@ from kiray_imaging.failures import classify, error_code, is_missing
 from kiray_imaging.lifecycle import Verdict, create_verdict, delete_verdict, later_sequencer
 from kiray_imaging.logs import log
 from kiray_imaging.outcomes import Outcome, Skip, failed, removed, rendered, skipped
-from kiray_imaging.output_keys import file_name, version_token
+from kiray_imaging.output_keys import file_name, scale_variant, version_token
 from kiray_imaging.presets import Preset
-from kiray_imaging.rendering import Rendition, render_formats
+from kiray_imaging.rendering import Rendition, Upload, render_upload
 from kiray_imaging.rendition_state import FileFacts, RenditionState, StateDocumentError
 from kiray_imaging.rendition_writes import Change, Folder, settle, source_metadata, transition
 from kiray_imaging.report import report
 from kiray_imaging.s3_client import PutObjectRequest, S3Client, S3Error
 from kiray_imaging.s3_events import S3Object, sequencer_is_newer
+
+FINGERPRINT_ALGORITHM = "phash-dct64"
+"""rust_core/src/fingerprint.rs; contract/schemas/rendition-created.json names it too."""
 
 
 def _ms(since: float) -> float:
@@ -67,16 +71,24 @@ def _too_large(settings: config.Settings, preset: Preset, obj: S3Object, size: i
 
 
 def _own_keys(folder: Folder, token: str) -> list[str]:
-    """Every file this function writes for the version ``token``."""
-    return [folder.prefix + file_name(token, fmt) for fmt in folder.settings.output_formats]
+    """Every file this function may write for the version ``token`` (the @2x ones only when the photo is large)."""
+    return [folder.prefix + file_name(token, fmt, scale_variant(scale))
+            for scale in folder.preset.scales for fmt in folder.settings.output_formats]  # fmt: skip
 
 
-def _forget(folder: Folder, token: str) -> None:
+def _forget(s3: S3Client, folder: Folder, token: str) -> None:
     """This version is not the upload's any more: delete its files that the state does not name (written by an
-    earlier attempt of this event that stopped before changing the state). Deletes cost nothing."""
+    earlier attempt of this event that stopped before changing the state). Deletes cost nothing.
+
+    The same bytes uploaded again (after a delete, say) have the same token: if their own event made them current
+    while this one was deleting, the files are put back (settle re-renders them), whichever of the two ran last."""
     state = folder.read().state
     named = set(state.keys) if state is not None and state.kind == "current" else set()
-    folder.delete(key for key in _own_keys(folder, token) if key not in named)
+    doomed = [key for key in _own_keys(folder, token) if key not in named]
+    folder.delete(doomed)
+    after = folder.read().state
+    if after is not None and after.kind == "current" and set(after.keys) & set(doomed):
+        settle(folder, {}, _repairer(s3, folder))
 
 
 def _deleted_since(folder: Folder, obj: S3Object) -> bool:
@@ -99,12 +111,12 @@ def _read_source(s3: S3Client, settings: config.Settings, obj: S3Object, folder:
     except S3Error as e:
         code = error_code(e)
         if code == "PreconditionFailed" and obj.etag:
-            _forget(folder, version_token(obj.etag))
+            _forget(s3, folder, version_token(obj.etag))
             return skipped(obj.key, Skip.SUPERSEDED, event_etag=obj.etag)
         if code in ("NoSuchKey", "AccessDenied") and (code == "NoSuchKey" or _deleted_since(folder, obj)):
             # Gone. (A role without s3:ListBucket is told AccessDenied; only a tombstone tells that from a refusal.)
             if obj.etag:
-                _forget(folder, version_token(obj.etag))
+                _forget(s3, folder, version_token(obj.etag))
             return skipped(obj.key, Skip.DELETED)
         raise
     if obj.version_id and response.get("VersionId", "null") != obj.version_id:
@@ -126,28 +138,32 @@ def _read_source(s3: S3Client, settings: config.Settings, obj: S3Object, folder:
     return _Source(data, etag, response.get("VersionId"), _ms(started))
 
 
-def _render(folder: Folder, upload_key: str, source: _Source) -> list[_Made]:
+def _render(folder: Folder, upload_key: str, source: _Source) -> tuple[list[_Made], Upload]:
     s = folder.settings
     token = version_token(source.etag)
-    renditions = render_formats(source.data, folder.preset, s.output_formats, max_pixels=s.max_pixels,
-                                max_input_bytes=s.max_input_bytes)  # fmt: skip
+    upload = render_upload(source.data, folder.preset, s.output_formats, max_pixels=s.max_pixels,
+                           max_input_bytes=s.max_input_bytes)  # fmt: skip
     metadata = source_metadata(upload_key, source.etag)
     made = []
-    for fmt, r in renditions.items():
-        key = folder.prefix + file_name(token, fmt)
+    for (scale, fmt), r in upload.files.items():
+        key = folder.prefix + file_name(token, fmt, scale_variant(scale))
         request: PutObjectRequest = {"Bucket": s.dest_bucket, "Key": key, "Body": r.data,
                                      "ContentType": r.content_type, "CacheControl": s.cache_control,
                                      "Metadata": metadata}  # fmt: skip
-        made.append(_Made(FileFacts(key, fmt, r.content_type, r.width, r.height, len(r.data)), request, r))
-    return made
+        facts = FileFacts(key, fmt, r.content_type, r.width, r.height, len(r.data), scale)
+        made.append(_Made(facts, request, r))
+    return made, upload
 
 
-def _upload_facts(made: list[_Made]) -> dict[str, Any]:
-    """What the backend is told of the upload itself: its size as displayed (after EXIF orientation), its format."""
-    r = made[0].rendition
-    turned = r.orientation in (5, 6, 7, 8)
-    width, height = (r.source_height, r.source_width) if turned else (r.source_width, r.source_height)
-    return {"width": width, "height": height, "format": r.source_format}
+def _upload_facts(upload: Upload) -> dict[str, Any]:
+    """What the backend is told of the upload itself: its size as displayed (after EXIF orientation), its format,
+    and (the thumbnail's) placeholder and fingerprint."""
+    facts: dict[str, Any] = {"width": upload.width, "height": upload.height, "format": upload.source_format}
+    if upload.placeholder is not None:
+        facts["placeholder"] = {"thumbHash": base64.b64encode(upload.placeholder).decode("ascii")}
+    if upload.fingerprint is not None:
+        facts["fingerprint"] = {"algorithm": FINGERPRINT_ALGORITHM, "hash": f"{upload.fingerprint:016x}"}
+    return facts
 
 
 def _repairer(s3: S3Client, folder: Folder) -> Any:
@@ -164,7 +180,7 @@ def _repairer(s3: S3Client, folder: Folder) -> Any:
                 return {}  # that version is gone: the newer upload's own event changes the state
             raise
         source = _Source(response["Body"].read(), state.etag, response.get("VersionId"), 0.0)
-        return {m.request["Key"]: m.request for m in _render(folder, state.upload_key, source)}
+        return {m.request["Key"]: m.request for m in _render(folder, state.upload_key, source)[0]}
 
     return repair
 
@@ -219,11 +235,11 @@ def _render_upload(s3: S3Client, settings: config.Settings, preset: Preset, obj:
     state = folder.read().state
     if create_verdict(state, token, obj.sequencer, lambda: _is_current(s3, obj, token)) is Verdict.STALE:
         # Decided already by a newer event: not worth a render.
-        _forget(folder, token)
+        _forget(s3, folder, token)
         later = state is not None and state.kind == "deleted"
         return skipped(obj.key, Skip.DELETED if later else Skip.SUPERSEDED, event_sequencer=obj.sequencer)
     try:
-        made = _render(folder, obj.key, source)
+        made, upload = _render(folder, obj.key, source)
     except ImageError as e:
         return _record_failure(s3, folder, obj, source, e)
     upload_ms = {}
@@ -232,7 +248,7 @@ def _render_upload(s3: S3Client, settings: config.Settings, preset: Preset, obj:
         folder.put([m.request])
         upload_ms[m.facts.key] = _ms(started)
     new = RenditionState("current", obj.key, source.etag, obj.sequencer, files=tuple(m.facts for m in made),
-                         version_id=source.version_id, facts=_upload_facts(made))  # fmt: skip
+                         version_id=source.version_id, facts=_upload_facts(upload))  # fmt: skip
     change = transition(folder, _decide_create(s3, obj, new))
     ours = {m.request["Key"]: m.request for m in made}
     if change.verdict is Verdict.STALE:

@@ -189,8 +189,10 @@ def inside(args: argparse.Namespace, interpreter: tools.Interpreter) -> int:
             else:
                 print(f"renditions in the bucket ({len(lines)}):")
                 print("\n".join(lines))
+            received = backend.read()
+            report["events"] = received
             try:
-                told = rehearsal_cases.check_events(backend.read(), functions, cases)
+                told = rehearsal_cases.check_events(received, functions, cases)
             except rehearsal_cases.RehearsalError as e:
                 failures.append(str(e))
             else:

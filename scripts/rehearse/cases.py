@@ -64,12 +64,14 @@ def rendition(fn: Function) -> str:
 
 def rendition_keys(fn: Function, source_key: str, etag: str) -> list[str]:
     """Where the function writes that version of the upload: the pipeline's own naming (from .venv's core, the one
-    the layer was built from)."""
-    from kiray_imaging.output_keys import rendition_key, version_token
+    the layer was built from). Every photo here is large enough for the thumbnail's @2x file."""
+    from kiray_imaging.output_keys import rendition_key, scale_variant, version_token
+    from kiray_imaging.presets import PRESETS
 
     env = fn.environment
     return [rendition_key(source_key, source_prefix=env["SOURCE_PREFIX"], dest_prefix=env["DEST_PREFIX"],
-                          rendition=rendition(fn), fmt=f, token=version_token(etag))
+                          rendition=rendition(fn), fmt=f, token=version_token(etag), variant=scale_variant(scale))
+            for scale in PRESETS[rendition(fn)].scales
             for f in env.get("OUTPUT_FORMAT", "jpeg").split(",")]  # fmt: skip
 
 
@@ -225,8 +227,10 @@ def check_bucket(s3: Any, functions: list[Function], cases: list[Case]) -> list[
             problems.append(f"{decoded} sent as {obj['ContentType']}")
         if obj.get("CacheControl") != fn.environment["CACHE_CONTROL"]:
             problems.append(f"Cache-Control {obj.get('CacheControl')!r}")
-        if rendition(fn) == "thumbnail" and size != THUMBNAIL_SIZE:
-            problems.append(f"{size[0]}x{size[1]}, expected {THUMBNAIL_SIZE[0]}x{THUMBNAIL_SIZE[1]}")
+        scale = 2 if "@2x." in key else 1
+        want = (THUMBNAIL_SIZE[0] * scale, THUMBNAIL_SIZE[1] * scale)
+        if rendition(fn) == "thumbnail" and size != want:
+            problems.append(f"{size[0]}x{size[1]}, expected {want[0]}x{want[1]}")
         if rendition(fn) == "medium" and max(size) != MEDIUM_SIDE:
             problems.append(f"{size[0]}x{size[1]}, expected a longer side of {MEDIUM_SIDE}")
         if problems:

@@ -106,8 +106,8 @@ def mixed_bucket(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key=GOOD, Body=jpeg(1600, 1200))
     s3.put_object(Bucket=BUCKET, Key=BAD, Body=b"<html>not a photo</html>")
     s3.put_object(Bucket=BUCKET, Key=RENDITION_KEY, Body=jpeg(400, 300))
-    s3.put_object(Bucket=BUCKET, Key=FLAKY, Body=jpeg(800, 600))
-    s3.put_object(Bucket=BUCKET, Key=LOCKED, Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key=FLAKY, Body=jpeg(640, 480))
+    s3.put_object(Bucket=BUCKET, Key=LOCKED, Body=jpeg(640, 480))
 
 
 @pytest.mark.parametrize("schema", ["1.0", "2.0"])
@@ -131,7 +131,8 @@ def test_mixed_tasks_get_one_result_each(
         {
             "taskId": "t-0",
             "resultCode": "Succeeded",
-            "resultString": f"rendered: {good}",
+            # 1600x1200 fills the 2x box: the thumbnail and its @2x file.
+            "resultString": f"rendered: {good} {good.removesuffix('.jpg')}@2x.jpg",
         },
         {
             "taskId": "t-1",
@@ -156,7 +157,8 @@ def test_mixed_tasks_get_one_result_each(
     # The client retried the throttled read before the task was handed back to S3 to retry; a 403 is not retried.
     assert seen == [FLAKY] * 6 + [LOCKED]  # the first attempt and 5 retries
     # The bad photo's current.json says it failed; the rendition named as a task is left alone (recursion guard).
-    assert keys(s3, "renditions/") == sorted([good, state_key(GOOD), state_key(BAD), RENDITION_KEY])
+    good_2x = good.removesuffix(".jpg") + "@2x.jpg"
+    assert keys(s3, "renditions/") == sorted([good, good_2x, state_key(GOOD), state_key(BAD), RENDITION_KEY])
     body = s3.get_object(Bucket=BUCKET, Key=good)["Body"].read()
     assert Image.open(io.BytesIO(body)).size == (400, 300)
     lines = [line for line in log_lines(capsys.readouterr().out) if line["message"] == "batch task"]
@@ -167,8 +169,8 @@ def test_mixed_tasks_get_one_result_each(
 
 def test_schema_1_0_keys_are_decoded_and_2_0_keys_are_not(s3: Any) -> None:
     # The same literal '+' means a space in a 1.0 key (URL-encoded) and a plus in a 2.0 key (as stored).
-    s3.put_object(Bucket=BUCKET, Key="uploads/a b.jpg", Body=jpeg(800, 600))
-    s3.put_object(Bucket=BUCKET, Key="uploads/a+b.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a b.jpg", Body=jpeg(640, 480))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a+b.jpg", Body=jpeg(640, 480))
     h = make_handler("thumbnail")
     v1 = {"taskId": "t", "s3Key": "uploads/a+b.jpg", "s3VersionId": None, "s3BucketArn": f"arn:aws:s3:::{BUCKET}"}
     v2 = {"taskId": "t", "s3Key": "uploads/a+b.jpg", "s3VersionId": None, "s3Bucket": BUCKET}
@@ -218,13 +220,13 @@ def test_keys_outside_the_source_prefix_and_empty_objects_succeed_as_skipped(s3:
 
 def test_a_manifest_version_that_is_no_longer_current_is_superseded(s3: Any) -> None:
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    listed = s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (200, 0, 0)))["VersionId"]
+    listed = s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480, (200, 0, 0)))["VersionId"]
     h = make_handler("thumbnail")
     current = invoke(h, batch_event("2.0", task("2.0", "t", "uploads/a.jpg", listed)))
     made = version_key(s3, "uploads/a.jpg")
     assert current["results"][0]["resultString"] == f"rendered: {made}"
 
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (0, 200, 0)))  # replaced since the manifest
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480, (0, 200, 0)))  # replaced since the manifest
     stale = invoke(h, batch_event("2.0", task("2.0", "t", "uploads/a.jpg", listed)))
     assert stale["results"] == [{"taskId": "t", "resultCode": "Succeeded", "resultString": "skipped: superseded"}]
     # Left as it was: the newer upload's own event renders it and removes these.
@@ -234,7 +236,7 @@ def test_a_manifest_version_that_is_no_longer_current_is_superseded(s3: Any) -> 
 def test_a_rerender_of_the_same_version_replaces_the_rendition_and_keeps_the_events_order(s3: Any) -> None:
     # A backfill after a preset change: the file an event made is written again; the state keeps that event's
     # sequencer (a task has none), so the order of later events is still S3's.
-    record = upload(s3, "uploads/a.jpg", jpeg(800, 600))
+    record = upload(s3, "uploads/a.jpg", jpeg(640, 480))
     sequencer = record["s3"]["object"]["sequencer"]
     h = make_handler("thumbnail")
     invoke(h, event(record))
@@ -259,11 +261,11 @@ def test_a_rerender_of_the_same_version_replaces_the_rendition_and_keeps_the_eve
 
 
 def test_a_rendition_of_another_version_is_replaced_while_the_source_is_current(s3: Any) -> None:
-    old = upload(s3, "uploads/a.jpg", jpeg(800, 600, (200, 0, 0)))
+    old = upload(s3, "uploads/a.jpg", jpeg(640, 480, (200, 0, 0)))
     h = make_handler("thumbnail")
     invoke(h, event(old))
     before = version_key(s3, "uploads/a.jpg")
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (0, 200, 0)))  # its event was lost
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480, (0, 200, 0)))  # its event was lost
     result = invoke(h, batch_event("1.0", task("1.0", "t", "uploads/a.jpg")))
     after = version_key(s3, "uploads/a.jpg")
     assert result["results"][0]["resultString"] == f"rendered: {after}"
@@ -277,13 +279,13 @@ def test_a_rendition_of_another_version_is_replaced_while_the_source_is_current(
 def test_a_newer_upload_during_the_task_wins(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Between our read and our change of state the photo is replaced and its own event renders it: the task finds
     # a state it cannot order by sequencer, asks S3 which version is current, and removes what it wrote.
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600, (200, 0, 0)))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480, (200, 0, 0)))
     ours = version_key(s3, "uploads/a.jpg")
     newer: list[str] = []
 
     def newer_upload(kwargs: dict[str, Any]) -> None:
         if not newer:
-            record = upload(s3, "uploads/a.jpg", jpeg(800, 600, (0, 200, 0)))
+            record = upload(s3, "uploads/a.jpg", jpeg(640, 480, (0, 200, 0)))
             newer.extend(invoke(make_handler("thumbnail"), event(record))["rendered"])
 
     hooked = HookedS3({("put_object", ours): newer_upload})
@@ -300,7 +302,7 @@ def green(body: bytes) -> bool:
 
 
 def test_a_state_that_keeps_changing_is_a_temporary_failure(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480))
     state = state_key("uploads/a.jpg")
     writes = iter(range(100))
 
@@ -319,7 +321,7 @@ def test_a_state_that_keeps_changing_is_a_temporary_failure(s3: Any, monkeypatch
 
 
 def test_unreadable_tasks_fail_permanently_and_the_rest_are_processed(s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480))
     tasks: list[dict[str, Any]] = [
         {"taskId": "no-key", "s3VersionId": None, "s3Bucket": BUCKET},
         {"s3Key": "uploads/a.jpg"},
@@ -335,7 +337,7 @@ def test_unreadable_tasks_fail_permanently_and_the_rest_are_processed(s3: Any) -
 
 
 def test_an_unknown_schema_version_fails_each_task_rather_than_guess_its_keys(s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480))
     response = invoke(make_handler("thumbnail"), batch_event("3.0", task("2.0", "t", "uploads/a.jpg")))
     assert response["invocationSchemaVersion"] == "3.0"
     assert response["results"] == [
@@ -349,7 +351,7 @@ def test_an_unknown_schema_version_fails_each_task_rather_than_guess_its_keys(s3
 
 
 def test_user_arguments_are_logged_as_ignored(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480))
     event_ = batch_event("2.0", task("2.0", "t", "uploads/a.jpg"), userArguments={"quality": "90"})
     assert invoke(make_handler("thumbnail"), event_)["results"][0]["resultCode"] == "Succeeded"
     (line,) = [line for line in log_lines(capsys.readouterr().out) if line["message"].startswith("ignored")]

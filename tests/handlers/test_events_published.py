@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from tests.contract.validate import as_eventbridge_delivers, validate_event
 
 from kiray_imaging import aws_http, events, events_client
 from kiray_imaging.events_client import MAX_ENTRY_BYTES, EventsError, entry_size
@@ -28,7 +29,7 @@ Read = Callable[[], list[dict[str, Any]]]
 @pytest.fixture
 def published(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Read:
     """The functions publish to the default bus; a rule sends everything from kiray.imaging to a queue. Returns a
-    reader of what arrived since the last read (EventBridge envelopes)."""
+    reader of what arrived since the last read (EventBridge envelopes), each checked against the contract."""
     monkeypatch.setenv("EVENT_BUS_NAME", "default")
     sqs, bridge = boto3.client("sqs"), boto3.client("events")
     url = sqs.create_queue(QueueName="backend")["QueueUrl"]
@@ -43,7 +44,9 @@ def published(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Read:
             if not messages:
                 return got
             for m in messages:
-                got.append(json.loads(m["Body"]))
+                envelope = json.loads(m["Body"])
+                validate_event(as_eventbridge_delivers(envelope))  # every event emitted keeps the contract
+                got.append(envelope)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     return read
@@ -100,13 +103,13 @@ def test_the_upload_is_sized_as_displayed(s3: Any, deployed: dict[str, Handler],
     deliver(deployed, upload(s3, KEY, images.oriented(images.noise((1600, 1200)), 6, "JPEG")))
     detail = by_rendition(published())["thumbnail"]["detail"]
     assert (detail["upload"]["width"], detail["upload"]["height"]) == (1600, 1200)
-    assert [(f["width"], f["height"]) for f in detail["files"]] == [(400, 300)]
+    assert [(f["width"], f["height"], f["scale"]) for f in detail["files"]] == [(400, 300, 1), (800, 600, 2)]
 
 
 def test_a_replacement_says_what_it_replaces(s3: Any, deployed: dict[str, Handler], published: Read) -> None:
-    deliver(deployed, upload(s3, KEY, jpeg(800, 600, (200, 0, 0))))
+    deliver(deployed, upload(s3, KEY, jpeg(640, 480, (200, 0, 0))))
     before = {r: e["detail"]["files"] for r, e in by_rendition(published()).items()}
-    deliver(deployed, upload(s3, KEY, jpeg(800, 600, (0, 200, 0))))
+    deliver(deployed, upload(s3, KEY, jpeg(640, 480, (0, 200, 0))))
     after = by_rendition(published())
     for rendition, envelope in after.items():
         assert envelope["detail"]["replaces"] == [f["key"] for f in before[rendition]]
@@ -126,7 +129,7 @@ def test_a_failure_is_told_in_words_a_person_can_act_on(s3: Any, deployed: dict[
         assert error["class"] == "UnsupportedFormatError"
         assert "HEIC" in error["message"]
         assert "JPEG" in error["message"]
-    broken = upload(s3, "uploads/l7/broken.jpg", jpeg(800, 600)[:600])
+    broken = upload(s3, "uploads/l7/broken.jpg", jpeg(640, 480)[:600])
     deliver(deployed, broken)
     error = by_rendition(published())["thumbnail"]["detail"]["error"]
     assert error["class"] == "DecodeError"
@@ -134,7 +137,7 @@ def test_a_failure_is_told_in_words_a_person_can_act_on(s3: Any, deployed: dict[
 
 
 def test_a_deletion_lists_what_it_removed(s3: Any, deployed: dict[str, Handler], published: Read) -> None:
-    deliver(deployed, upload(s3, KEY, jpeg(800, 600)))
+    deliver(deployed, upload(s3, KEY, jpeg(640, 480)))
     made = {r: [f["key"] for f in e["detail"]["files"]] for r, e in by_rendition(published()).items()}
     deliver(deployed, delete(s3, KEY))
     got = by_rendition(published())
@@ -145,7 +148,7 @@ def test_a_deletion_lists_what_it_removed(s3: Any, deployed: dict[str, Handler],
 
 
 def test_a_duplicate_carries_the_same_facts(s3: Any, deployed: dict[str, Handler], published: Read) -> None:
-    record = upload(s3, KEY, jpeg(800, 600))
+    record = upload(s3, KEY, jpeg(640, 480))
     deliver(deployed, record)
     first = {r: e["detail"] for r, e in by_rendition(published()).items()}
     deliver(deployed, record)
@@ -153,8 +156,8 @@ def test_a_duplicate_carries_the_same_facts(s3: Any, deployed: dict[str, Handler
 
 
 def test_nothing_is_told_of_a_skip(s3: Any, deployed: dict[str, Handler], published: Read) -> None:
-    record = upload(s3, KEY, jpeg(800, 600))
-    upload(s3, KEY, jpeg(800, 600, (0, 200, 0)))  # replaced before its event came: superseded
+    record = upload(s3, KEY, jpeg(640, 480))
+    upload(s3, KEY, jpeg(640, 480, (0, 200, 0)))  # replaced before its event came: superseded
     deliver(deployed, record)
     assert published() == []
 
@@ -163,7 +166,7 @@ def test_a_failed_put_events_is_transient_and_the_retry_tells_it(
     s3: Any, published: Read, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
-    record = upload(s3, KEY, jpeg(800, 600))
+    record = upload(s3, KEY, jpeg(640, 480))
     real = events_client.from_environment
 
     def throttled() -> events_client.EventsClient:

@@ -86,7 +86,7 @@ def hooked_handler(s3: Any, monkeypatch: pytest.MonkeyPatch, hooks: dict[tuple[s
 def test_permanent_s3_errors_are_logged_once_and_not_raised(
     s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], operation: str, code: str, status: int
 ) -> None:
-    record = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
+    record = upload(s3, "uploads/l1/a.jpg", jpeg(640, 480))
     key = "uploads/l1/a.jpg" if operation == "get_object" else version_key(s3, "uploads/l1/a.jpg")
     api = "GetObject" if operation == "get_object" else "PutObject"
     h = hooked_handler(s3, monkeypatch, {(operation, key): raises(client_error(code, status, api))})
@@ -106,16 +106,16 @@ def test_permanent_s3_errors_are_logged_once_and_not_raised(
 def test_head_of_an_existing_rendition_refused_is_permanent(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # HEAD errors have no body: the client reports "403". A rendition the state names is checked after the change
     # (rendition_writes.settle): refused there, it is a real refusal (a missing permission), not a retry's business.
-    first = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
+    first = upload(s3, "uploads/l1/a.jpg", jpeg(640, 480))
     invoke(make_handler("thumbnail"), event(first))
-    second = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600, (0, 200, 0)))
+    second = upload(s3, "uploads/l1/a.jpg", jpeg(640, 480, (0, 200, 0)))
     refused = raises(client_error("403", 403, "HeadObject"))
     h = hooked_handler(s3, monkeypatch, {("head_object", version_key(s3, "uploads/l1/a.jpg")): refused})
     assert invoke(h, event(second))["failed"] == [{"key": "uploads/l1/a.jpg", "error_class": "AccessDenied"}]
 
 
 def test_a_permanent_error_in_the_middle_does_not_stop_the_others(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(800, 600)) for name in "abc"]
+    records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(640, 480)) for name in "abc"]
     fault = raises(client_error("KMS.DisabledException", 400, "GetObject"))
     h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
     result = invoke(h, event(*records))
@@ -142,7 +142,7 @@ def test_a_permanent_error_in_the_middle_does_not_stop_the_others(s3: Any, monke
 def test_transient_errors_are_raised_so_lambda_retries(
     s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], operation: str, error: Exception
 ) -> None:
-    record = upload(s3, "uploads/l1/a.jpg", jpeg(800, 600))
+    record = upload(s3, "uploads/l1/a.jpg", jpeg(640, 480))
     key = "uploads/l1/a.jpg" if operation == "get_object" else version_key(s3, "uploads/l1/a.jpg")
     h = hooked_handler(s3, monkeypatch, {(operation, key): raises(error)})
     with pytest.raises(type(error)):
@@ -153,7 +153,7 @@ def test_transient_errors_are_raised_so_lambda_retries(
 
 def test_a_transient_error_in_the_middle_is_raised_after_the_others(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The others are rendered now rather than after Lambda's retry (which renders them again, to the same bytes).
-    records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(800, 600)) for name in "abc"]
+    records = [upload(s3, f"uploads/l1/{name}.jpg", jpeg(640, 480)) for name in "abc"]
     fault = raises(client_error("SlowDown", 503, "GetObject"))
     h = hooked_handler(s3, monkeypatch, {("get_object", "uploads/l1/b.jpg"): fault})
     with pytest.raises(S3Error, match="SlowDown"):
@@ -166,7 +166,7 @@ def test_the_client_retries_then_the_handler_raises(
     s3: Any, monkeypatch: pytest.MonkeyPatch, method: str, status: int, code: str
 ) -> None:
     # The real client from s3_client() against a fake endpoint: 5 retries (no backoff delays here), then the error.
-    photo = jpeg(800, 600)
+    photo = jpeg(640, 480)
     monkeypatch.setattr(aws_http, "MAX_BACKOFF_S", 0.0)
 
     def answer(request_method: str, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -257,7 +257,7 @@ def test_the_deployed_policy_is_enough_and_a_refused_read_is_permanent(
     # A three-record event whose middle object the role may not read (as with a foreign KMS key or a deny policy).
     # Real S3 also answers 403 for a deleted object when the role has no ListBucket; moto answers 404 there, but
     # the 403 takes the same path as this one.
-    records = [upload(s3, key, jpeg(800, 600)) for key in ("uploads/l1/a.jpg", "uploads/locked/b.jpg",
+    records = [upload(s3, key, jpeg(640, 480)) for key in ("uploads/l1/a.jpg", "uploads/locked/b.jpg",
                                                            "uploads/l1/c.jpg")]  # fmt: skip
     first, third = version_key(s3, "uploads/l1/a.jpg"), version_key(s3, "uploads/l1/c.jpg")
     deny = {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/uploads/locked/*"}
@@ -265,7 +265,7 @@ def test_the_deployed_policy_is_enough_and_a_refused_read_is_permanent(
         h = make_handler("thumbnail")
         result = invoke(h, event(*records))
         # A new upload of a rendered key: its files, its current.json, and the old version's files deleted.
-        replaced = upload(uploader, "uploads/l1/a.jpg", jpeg(800, 600, (0, 200, 0)))
+        replaced = upload(uploader, "uploads/l1/a.jpg", jpeg(640, 480, (0, 200, 0)))
         again = invoke(h, event(replaced))
         # And a deletion: the renditions go, the tombstone is tagged for the lifecycle rule.
         uploader.delete_object(Bucket=BUCKET, Key="uploads/l1/c.jpg")

@@ -65,10 +65,12 @@ def deliver(functions: Functions, *records: dict[str, Any]) -> dict[str, dict[st
     return {name: invoke(h, event(*records)) for name, h in functions.items()}
 
 
-def renditions_of(s3: Any, upload_key: str, etag: str = "") -> list[str]:
-    """Every file both functions write for one version of ``upload_key``."""
+def renditions_of(s3: Any, upload_key: str, etag: str = "", *, two_x: bool = False) -> list[str]:
+    """Every file both functions write for one version of ``upload_key``; ``two_x``: the photo fills 800x600, so
+    the thumbnail has its @2x file too."""
+    thumbnails = [".jpg", "@2x.jpg"] if two_x else [".jpg"]
     return sorted(
-        [version_key(s3, upload_key, "thumbnail", ".jpg", etag)]
+        [version_key(s3, upload_key, "thumbnail", ext, etag) for ext in thumbnails]
         + [version_key(s3, upload_key, "medium", ext, etag) for ext in (".jpg", ".webp")]
     )
 
@@ -93,11 +95,11 @@ def etag(record: dict[str, Any]) -> str:
 def test_a_replaced_upload_gets_new_keys_and_the_old_ones_go(s3: Any, functions: Functions) -> None:
     first = upload(s3, KEY, jpeg(1600, 1200, RED))
     deliver(functions, first)
-    old = renditions_of(s3, KEY)
+    old = renditions_of(s3, KEY, two_x=True)
     assert files(s3) == old
     second = upload(s3, KEY, jpeg(1600, 1200, GREEN))
     results = deliver(functions, second)
-    new = renditions_of(s3, KEY)
+    new = renditions_of(s3, KEY, two_x=True)
     assert not set(old) & set(new), "a new version must never reuse a cached key"
     assert files(s3) == new
     assert all(is_(GREEN)(colour(s3, k)) for k in new if not k.endswith(".webp"))
@@ -124,11 +126,18 @@ def test_the_state_names_each_file_with_its_size(s3: Any, functions: Functions) 
         body = s3.get_object(Bucket=BUCKET, Key=f["key"])["Body"].read()
         assert (f["width"], f["height"], f["bytes"]) == (*Image.open(io.BytesIO(body)).size, len(body))
     assert [(f["format"], f["contentType"]) for f in state["files"]] == [("jpeg", "image/jpeg"), ("webp", "image/webp")]
+    # The thumbnail's: its 400x300 and the 800x600 @2x beside it, each with its scale.
+    thumbnail = state_of(s3, KEY, "thumbnail")
+    assert thumbnail is not None
+    assert [(f["key"].rsplit("/", 1)[1][16:], f["width"], f["height"], f["scale"]) for f in thumbnail["files"]] == [
+        (".jpg", 400, 300, 1),
+        ("@2x.jpg", 800, 600, 2),
+    ]
 
 
 def test_uploads_that_differ_only_by_extension_keep_their_own_renditions(s3: Any, functions: Functions) -> None:
-    jpg = upload(s3, "uploads/l7/front.jpg", jpeg(800, 600, RED))
-    png = upload(s3, "uploads/l7/front.png", jpeg(800, 600, BLUE))
+    jpg = upload(s3, "uploads/l7/front.jpg", jpeg(640, 480, RED))
+    png = upload(s3, "uploads/l7/front.png", jpeg(640, 480, BLUE))
     deliver(functions, jpg, png)
     assert files(s3) == sorted(renditions_of(s3, "uploads/l7/front.jpg") + renditions_of(s3, "uploads/l7/front.png"))
     assert is_(RED)(colour(s3, version_key(s3, "uploads/l7/front.jpg")))
@@ -136,8 +145,8 @@ def test_uploads_that_differ_only_by_extension_keep_their_own_renditions(s3: Any
 
 
 def test_a_late_event_of_the_replaced_version_changes_nothing(s3: Any, functions: Functions) -> None:
-    first = upload(s3, KEY, jpeg(800, 600, RED))
-    second = upload(s3, KEY, jpeg(800, 600, GREEN))
+    first = upload(s3, KEY, jpeg(640, 480, RED))
+    second = upload(s3, KEY, jpeg(640, 480, GREEN))
     deliver(functions, second)
     before = {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3, "renditions/")}
     results = deliver(functions, first)
@@ -148,7 +157,7 @@ def test_a_late_event_of_the_replaced_version_changes_nothing(s3: Any, functions
 def test_the_same_bytes_uploaded_again_keep_their_keys(s3: Any, functions: Functions) -> None:
     # A, B, then A's bytes again: the third upload's renditions are A's keys (the same version token), and the
     # state's order moves to the third upload's sequencer, never back.
-    a, b = jpeg(800, 600, RED), jpeg(800, 600, GREEN)
+    a, b = jpeg(640, 480, RED), jpeg(640, 480, GREEN)
     first, second, third = upload(s3, KEY, a), upload(s3, KEY, b), upload(s3, KEY, a)
     deliver(functions, first)
     deliver(functions, second)
@@ -163,7 +172,7 @@ def test_the_same_bytes_uploaded_again_keep_their_keys(s3: Any, functions: Funct
 
 def test_a_replacement_that_cannot_be_read_removes_the_old_renditions(s3: Any, functions: Functions) -> None:
     # The old photo is not the upload any more; showing it would be wrong. The state says why there is nothing.
-    deliver(functions, upload(s3, KEY, jpeg(800, 600)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480)))
     results = deliver(functions, upload(s3, KEY, b"<html>not a photo</html>"))
     assert results["thumbnail"]["failed"] == [{"key": KEY, "error_class": "UnsupportedFormatError"}]
     assert files(s3) == []
@@ -176,7 +185,7 @@ def test_renditions_of_the_old_key_scheme_go_when_the_upload_is_first_rendered(s
     legacy = ["renditions/thumbnail/l7/front.jpg", "renditions/medium/l7/front.jpg", "renditions/medium/l7/front.webp"]
     for key in legacy:
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"rendered before versioned keys")
-    deliver(functions, upload(s3, KEY, jpeg(800, 600)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480)))
     assert files(s3) == renditions_of(s3, KEY)
 
 
@@ -188,7 +197,7 @@ def test_a_deleted_upload_leaves_no_rendition(s3: Any, functions: Functions, sha
                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     deliver(functions, upload(s3, KEY, jpeg(1600, 1200)))
     made = files(s3)
-    assert len(made) == 3
+    assert len(made) == 4  # thumbnail and its @2x, medium JPEG and WebP
     record = delete(s3, KEY)
     if shape == "s3":
         results = deliver(functions, record)
@@ -212,7 +221,7 @@ def test_a_deleted_upload_leaves_no_rendition(s3: Any, functions: Functions, sha
 
 
 def test_a_duplicate_delete_reports_the_same_removal(s3: Any, functions: Functions) -> None:
-    deliver(functions, upload(s3, KEY, jpeg(800, 600)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480)))
     record = delete(s3, KEY)
     once, twice = deliver(functions, record), deliver(functions, record)
     assert once == twice
@@ -233,9 +242,9 @@ def test_a_delete_of_an_upload_that_never_had_renditions_is_a_no_op_logged_once(
 
 
 def test_a_late_delete_of_an_older_version_removes_nothing_of_the_newer_upload(s3: Any, functions: Functions) -> None:
-    deliver(functions, upload(s3, KEY, jpeg(800, 600, RED)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480, RED)))
     deleted = delete(s3, KEY)
-    again = upload(s3, KEY, jpeg(800, 600, GREEN))
+    again = upload(s3, KEY, jpeg(640, 480, GREEN))
     deliver(functions, again)
     results = deliver(functions, deleted)  # delivered late, after the re-upload was rendered
     assert results["thumbnail"]["skipped"] == [KEY]
@@ -247,8 +256,8 @@ def test_deleting_an_older_version_in_a_versioned_bucket_keeps_the_current_rendi
     s3: Any, functions: Functions
 ) -> None:
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    first = upload(s3, KEY, jpeg(800, 600, RED))
-    second = upload(s3, KEY, jpeg(800, 600, GREEN))
+    first = upload(s3, KEY, jpeg(640, 480, RED))
+    second = upload(s3, KEY, jpeg(640, 480, GREEN))
     deliver(functions, first, second)
     old_version = s3.list_object_versions(Bucket=BUCKET, Prefix=KEY)["Versions"][-1]["VersionId"]
     s3.delete_object(Bucket=BUCKET, Key=KEY, VersionId=old_version)  # a newer sequencer, but the upload stays
@@ -257,7 +266,7 @@ def test_deleting_an_older_version_in_a_versioned_bucket_keeps_the_current_rendi
 
 
 def test_a_create_event_that_arrives_after_its_delete_recreates_nothing(s3: Any, functions: Functions) -> None:
-    created = upload(s3, KEY, jpeg(800, 600))
+    created = upload(s3, KEY, jpeg(640, 480))
     deleted = delete(s3, KEY)
     deliver(functions, deleted)
     results = deliver(functions, created)
@@ -268,7 +277,7 @@ def test_a_create_event_that_arrives_after_its_delete_recreates_nothing(s3: Any,
 def test_a_delete_while_rendering_wins(s3: Any, functions: Functions, monkeypatch: pytest.MonkeyPatch) -> None:
     # The render read the photo; before it changed the state, the photo was deleted and its delete event handled.
     # The render finds the tombstone newer than its event and removes what it wrote.
-    created = upload(s3, KEY, jpeg(800, 600))
+    created = upload(s3, KEY, jpeg(640, 480))
     thumb = version_key(s3, KEY)
     done: list[dict[str, Any]] = []
 
@@ -288,7 +297,7 @@ def test_a_delete_while_rendering_wins(s3: Any, functions: Functions, monkeypatc
 def test_a_refused_delete_is_permanent_and_alarmed(
     s3: Any, functions: Functions, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deliver(functions, upload(s3, KEY, jpeg(800, 600)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480)))
     thumb = version_key(s3, KEY)
     record = delete(s3, KEY)
     refused = raises(client_error("AccessDenied", 403, "DeleteObject"))
@@ -312,8 +321,8 @@ def test_the_functions_delete_only_their_own_files(s3: Any, functions: Functions
         calls[name] = HookedS3({})
         monkeypatch.setattr(lambda_pipeline, "s3_client", lambda name=name: calls[name])
         functions[name] = make_handler(name)
-    deliver(functions, upload(s3, KEY, jpeg(800, 600, RED)))
-    deliver(functions, upload(s3, KEY, jpeg(800, 600, GREEN)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480, RED)))
+    deliver(functions, upload(s3, KEY, jpeg(640, 480, GREEN)))
     deliver(functions, delete(s3, KEY))
     for name, client in calls.items():
         written = {key for call, key in client.calls if call in ("put_object", "delete_object")}

@@ -309,3 +309,26 @@ def test_a_clean_up_that_races_a_return_to_the_same_bytes_renders_the_files_agai
     b.result()
     assert files(s3, "renditions/thumbnail/") == [a_thumb]
     assert (state_of(s3, KEY) or {})["upload"]["etag"] == world.etags["A"]
+
+
+def test_a_stale_clean_up_that_races_a_return_to_the_same_bytes_puts_the_files_back(s3: Any) -> None:
+    # A, deleted, then A's bytes again (A2): the same token. A late duplicate of A's first event is stale (the
+    # tombstone is newer) and forgets its token: it reads the state (the tombstone, naming nothing), and before its
+    # delete lands, A2's event renders, makes A's keys current and settles. The stale event's delete then takes
+    # them away: it reads the state again, finds it naming what it deleted, and puts them back.
+    world = World(s3)
+    world.act("put", "A")
+    world.deliver(0, "thumbnail")
+    a_thumb = version_key(s3, KEY, "thumbnail", ".jpg", world.etags["A"])
+    world.act("delete", None)
+    world.deliver(1, "thumbnail")
+    world.act("put", "A")
+    paused, resume, hold = pause_once()
+    stale = run_paused(world, 0, "thumbnail", {("delete_object", a_thumb): hold})
+    assert paused.wait(30)
+    world.deliver(2, "thumbnail")
+    assert files(s3, "renditions/thumbnail/") == [a_thumb]
+    resume.set()
+    stale.result()
+    assert files(s3, "renditions/thumbnail/") == [a_thumb]
+    assert (state_of(s3, KEY) or {})["state"] == "current"

@@ -31,7 +31,8 @@ def test_a_rendition_logs_one_line_with_its_facts_and_emits_its_metrics(
 ) -> None:
     handler = make_handler("thumbnail")
     capsys.readouterr()
-    handler(event(upload(s3, "uploads/l7/kitchen.jpg", jpeg(1600, 1200))), CONTEXT)
+    # Smaller than the 2x box: one file, one line (a larger photo's @2x file gets its own).
+    handler(event(upload(s3, "uploads/l7/kitchen.jpg", jpeg(640, 480))), CONTEXT)
     out = capsys.readouterr().out
 
     (line,) = [x for x in log_lines(out) if x["message"] == "rendered"]
@@ -41,7 +42,7 @@ def test_a_rendition_logs_one_line_with_its_facts_and_emits_its_metrics(
     assert line["location"].startswith("_log_rendered:"), "location must name the caller, not the log helper"
     assert (line["bucket"], line["key"], line["rendition"]) == (BUCKET, "uploads/l7/kitchen.jpg", "thumbnail")
     assert (line["input_width"], line["input_height"], line["output_width"], line["output_height"]) == (
-        1600, 1200, 400, 300,
+        640, 480, 400, 300,
     )  # fmt: skip
     assert line["input_bytes"] > 0
     assert line["output_bytes"] > 0

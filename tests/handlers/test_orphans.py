@@ -28,12 +28,12 @@ def bucket_with_every_kind(s3: Any, functions: dict[str, Handler]) -> dict[str, 
         for h in functions.values():
             invoke(h, event(record))
 
-    deliver(upload(s3, "uploads/l1/live.jpg", jpeg(800, 600)))
-    s3.put_object(Bucket=BUCKET, Key="uploads/l1/waiting.jpg", Body=jpeg(800, 600))  # not rendered again yet
-    deliver(upload(s3, "uploads/l1/lost.jpg", jpeg(800, 600)))
+    deliver(upload(s3, "uploads/l1/live.jpg", jpeg(640, 480)))
+    s3.put_object(Bucket=BUCKET, Key="uploads/l1/waiting.jpg", Body=jpeg(640, 480))  # not rendered again yet
+    deliver(upload(s3, "uploads/l1/lost.jpg", jpeg(640, 480)))
     lost = [k for k in keys(s3, "renditions/") if "/lost.jpg/" in k]
     s3.delete_object(Bucket=BUCKET, Key="uploads/l1/lost.jpg")  # its delete event never came
-    deliver(upload(s3, "uploads/l1/deleted.jpg", jpeg(800, 600)))
+    deliver(upload(s3, "uploads/l1/deleted.jpg", jpeg(640, 480)))
     deliver(delete(s3, "uploads/l1/deleted.jpg"))
     legacy = {
         "renditions/thumbnail/l1/live.jpg": "legacy",  # rendered again since: obsolete

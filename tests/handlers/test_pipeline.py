@@ -43,22 +43,24 @@ def test_both_handlers_render_into_the_destination_prefix(s3: Any, capsys: pytes
     original = jpeg(1600, 1200)
     s3.put_object(Bucket=BUCKET, Key="uploads/l1/front door.JPG", Body=original)
     etag = s3.head_object(Bucket=BUCKET, Key="uploads/l1/front door.JPG")["ETag"].strip('"')
-    for module, rendition, size in (
-        ("py_handlers.generate_thumbnail", "thumbnail", (400, 300)),
-        ("py_handlers.generate_medium", "medium", (1280, 960)),
+    for module, rendition, sizes in (
+        ("py_handlers.generate_thumbnail", "thumbnail", {"": (400, 300), "@2x": (800, 600)}),
+        ("py_handlers.generate_medium", "medium", {"": (1280, 960)}),
     ):
         sys.modules.pop(module, None)
         h = importlib.import_module(module).handler
         result = invoke(h, s3_event("uploads/l1/front door.JPG"))
-        # The whole upload key (extension included) names the folder, the version's ETag the file.
-        key = f"renditions/{rendition}/l1/front door.JPG/{etag[:16]}.jpg"
-        assert result["rendered"] == [key]
-        obj = s3.get_object(Bucket=BUCKET, Key=key)
-        assert obj["ContentType"] == "image/jpeg"
-        assert obj["CacheControl"] == "public, max-age=31536000, immutable"
-        assert obj["Metadata"]["source-etag"] == etag
-        assert obj["Metadata"]["source-key"] == "uploads/l1/front%20door.JPG"
-        assert Image.open(io.BytesIO(obj["Body"].read())).size == size
+        # The whole upload key (extension included) names the folder, the version's ETag the file; the thumbnail's
+        # 2x file sits beside it.
+        made = {f"renditions/{rendition}/l1/front door.JPG/{etag[:16]}{x}.jpg": size for x, size in sizes.items()}
+        assert result["rendered"] == list(made)
+        for key, size in made.items():
+            obj = s3.get_object(Bucket=BUCKET, Key=key)
+            assert obj["ContentType"] == "image/jpeg"
+            assert obj["CacheControl"] == "public, max-age=31536000, immutable"
+            assert obj["Metadata"]["source-etag"] == etag
+            assert obj["Metadata"]["source-key"] == "uploads/l1/front%20door.JPG"
+            assert Image.open(io.BytesIO(obj["Body"].read())).size == size
     # The original upload is untouched.
     assert s3.get_object(Bucket=BUCKET, Key="uploads/l1/front door.JPG")["Body"].read() == original
     rendered = [line for line in log_lines(capsys.readouterr().out) if line["message"] == "rendered"]
@@ -68,7 +70,7 @@ def test_both_handlers_render_into_the_destination_prefix(s3: Any, capsys: pytes
 
 def test_bad_image_is_logged_once_and_not_raised(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
     s3.put_object(Bucket=BUCKET, Key="uploads/l1/notes.jpg", Body=b"<html>not a photo</html>")
-    s3.put_object(Bucket=BUCKET, Key="uploads/l1/good.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/l1/good.jpg", Body=jpeg(640, 480))
     result = invoke(make_handler("thumbnail"), s3_event("uploads/l1/notes.jpg", "uploads/l1/good.jpg"))
     # One bad record does not stop the others, and nothing is raised (a retry cannot fix a bad image).
     assert result["failed"] == [{"key": "uploads/l1/notes.jpg", "error_class": "UnsupportedFormatError"}]
@@ -95,7 +97,7 @@ def test_bad_image_is_logged_once_and_not_raised(s3: Any, capsys: pytest.Capture
 
 def test_destination_prefix_is_never_processed(s3: Any) -> None:
     # Even if a misconfigured trigger delivers it: the recursion guard is in code too.
-    s3.put_object(Bucket=BUCKET, Key="renditions/thumbnail/l1/x.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="renditions/thumbnail/l1/x.jpg", Body=jpeg(640, 480))
     result = invoke(make_handler("thumbnail"), s3_event("renditions/thumbnail/l1/x.jpg"))
     assert result["skipped"] == ["renditions/thumbnail/l1/x.jpg"]
     assert result["rendered"] == []
@@ -118,7 +120,7 @@ def test_object_deleted_before_processing_is_skipped(s3: Any, capsys: pytest.Cap
 
 def test_oversized_object_is_refused_before_download(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_INPUT_BYTES", "1000")
-    s3.put_object(Bucket=BUCKET, Key="uploads/big.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/big.jpg", Body=jpeg(640, 480))
     event = s3_event("uploads/big.jpg")
     event["Records"][0]["s3"]["object"]["size"] = 5000
     assert invoke(make_handler("thumbnail"), event)["failed"] == [
@@ -130,7 +132,7 @@ def test_oversized_object_is_refused_before_download(s3: Any, monkeypatch: pytes
 
 
 def test_s3_errors_are_raised_so_lambda_retries(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(800, 600))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(640, 480))
     monkeypatch.setenv("DEST_BUCKET", "no-such-bucket")
     with pytest.raises(S3Error, match="NoSuchBucket"):
         invoke(make_handler("thumbnail"), s3_event("uploads/a.jpg"))
@@ -143,7 +145,7 @@ def test_malformed_event_is_logged_not_retried(s3: Any, capsys: pytest.CaptureFi
 
 
 def test_retry_is_idempotent(s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(900, 700))
+    s3.put_object(Bucket=BUCKET, Key="uploads/a.jpg", Body=jpeg(700, 500))
     h = make_handler("thumbnail")
     invoke(h, s3_event("uploads/a.jpg"))
     out = rendition_of(s3, "uploads/a.jpg")
@@ -168,7 +170,7 @@ def test_retry_is_idempotent(s3: Any) -> None:
 )
 def test_awkward_keys_are_decoded_once_and_kept(s3: Any, name: str) -> None:
     key = f"uploads/l1/{name}"
-    record = upload(s3, key, jpeg(800, 600))
+    record = upload(s3, key, jpeg(640, 480))
     result = invoke(make_handler("thumbnail"), event(record))
     expected = f"renditions/thumbnail/l1/{name}/{record['s3']['object']['eTag'][:16]}.jpg"
     assert result["rendered"] == [expected]
@@ -182,7 +184,7 @@ def test_a_key_near_the_1024_byte_limit_gets_a_hashed_deterministic_rendition_ke
     name = ("ü" * 600)[: (1016 - len(".jpg")) // 2] + ".jpg"
     key = "uploads/" + name
     assert len(key.encode()) == 1024
-    record = upload(s3, key, jpeg(800, 600))
+    record = upload(s3, key, jpeg(640, 480))
     h = make_handler("thumbnail")
     (first,) = invoke(h, event(record))["rendered"]
     (again,) = invoke(h, event(record))["rendered"]

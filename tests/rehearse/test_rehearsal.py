@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.contract.validate import as_eventbridge_delivers, validate_event
 from tests.layer import elf_factory
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def test_the_packaged_functions_pass_the_rehearsal(rehearsal: Run) -> None:
         assert all(20 < r["max_memory_used_mb"] < 1024 for r in reports)
         assert [r["max_memory_used_mb"] for r in reports] == sorted(r["max_memory_used_mb"] for r in reports)
     # What landed in the bucket: both functions' renditions of the five photos, and nothing else.
-    assert "renditions in the bucket (15):" in rehearsal.stdout
+    assert "renditions in the bucket (20):" in rehearsal.stdout  # 5 uploads: thumbnail 1x + 2x, medium JPEG + WebP
     assert re.search(r"renditions/thumbnail/rehearsal/s3/küche.png/[0-9a-f]{16}.jpg: JPEG 400x300", rehearsal.stdout)
     assert re.search(r"renditions/medium/rehearsal/eventbridge/living room.jpg/[0-9a-f]{16}.webp: WEBP 1280x",
                      rehearsal.stdout)  # fmt: skip
@@ -61,6 +62,9 @@ def test_the_packaged_functions_pass_the_rehearsal(rehearsal: Run) -> None:
     assert "rehearsal/broken/" not in in_bucket
     # And what the backend was told, through the layer's own EventBridge client: one event per function and case.
     assert "events for the backend (14):" in rehearsal.stdout
+    assert len(rehearsal.report["events"]) == 14
+    for envelope in rehearsal.report["events"]:
+        validate_event(as_eventbridge_delivers(envelope))
     assert "  Rendition Failed (thumbnail) uploads/rehearsal/broken/notes.jpg" in rehearsal.stdout
     assert "  Renditions Deleted (medium) uploads/rehearsal/never/rendered.jpg" in rehearsal.stdout
     figures = [line for line in rehearsal.stdout.splitlines() if "REPORT" in line or "Init Duration" in line]
