@@ -148,6 +148,14 @@ bench: bench-deps bench-tools ## speed, peak RSS, bytes, SSIM: ours vs sharp, Pi
 	$(PY) -m bench.speed $(BENCH_ARGS)
 	$(PY) -m bench.threads
 
+.PHONY: fingerprint bench-functions
+fingerprint: bench-deps ## fingerprint distances of near-duplicates and of different photos, the threshold → bench/results/fingerprint.md
+	$(PY) -m bench.fingerprint
+
+bench-functions: bench-deps ## CPU per function against another core, BEFORE=<wheel> (e.g. main's) → bench/results/functions.md
+	@[ -n "$(BEFORE)" ] || { echo "bench-functions: set BEFORE=<a kiray_imaging wheel> to compare against"; exit 2; }
+	$(PY) -m bench.functions --before $(BEFORE)
+
 .PHONY: bench-stages fuzz
 bench-stages: ## criterion benches of each Rust stage (decode, colour, resize, orient, encode) on the corpus
 	cargo bench -p kiray_imaging_core --no-default-features --bench stages

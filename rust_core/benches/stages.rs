@@ -114,11 +114,17 @@ fn bench_photo(c: &mut Criterion, name: &str) {
     }
 }
 
-/// The facts, from the photo fitted into 100×100 as `render` makes them (the resize to that box is in "resize").
+/// The facts, from the photo fitted into 64×64 as `render` makes them, and into 100×100 (ThumbHash's largest).
 fn bench_facts(c: &mut Criterion, name: &str) {
+    for side in [64, 100] {
+        bench_facts_from(c, name, side);
+    }
+}
+
+fn bench_facts_from(c: &mut Criterion, name: &str, side: u32) {
     let facts_box = Target {
-        width: 100,
-        height: 100,
+        width: side,
+        height: side,
         fit: Fit::Inside,
     };
     let (decoded, denominator) = decode(&read(name), facts_box);
@@ -130,7 +136,7 @@ fn bench_facts(c: &mut Criterion, name: &str) {
     )
     .shrunk(denominator);
     let small = stages::resize(decoded.pixels, &p).expect("resize");
-    let mut group = c.benchmark_group(format!("{name}/facts"));
+    let mut group = c.benchmark_group(format!("{name}/facts{side}"));
     group.bench_function("placeholder", |b| b.iter(|| stages::placeholder(&small)));
     group.bench_function("fingerprint", |b| {
         b.iter(|| stages::fingerprint(&small).expect("fingerprint"))

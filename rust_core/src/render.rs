@@ -26,11 +26,13 @@ use crate::{
 /// SSIM (bench/results/history.md, "Retina thumbnail").
 pub const HIGH_DENSITY_MARGIN: f64 = 1.0;
 
-/// The facts (placeholder, fingerprint) come from the whole upright photo fitted into ThumbHash's largest box: one
-/// more job, without outputs, fed by the same decode.
+/// The facts (placeholder, fingerprint) come from the whole upright photo fitted into 64×64: one more job, without
+/// outputs, fed by the same decode. ThumbHash keeps at most 7×7 of its frequencies and the fingerprint 8×8 of a
+/// 32×32 square, so more pixels change neither; the ThumbHash encoder's cost grows with them (up to 100×100, its
+/// largest input, costs over twice as much: `make bench-stages`, "facts").
 const FACTS_TARGET: Target = Target {
-    width: placeholder::MAX_SIDE,
-    height: placeholder::MAX_SIDE,
+    width: 64,
+    height: 64,
     fit: Fit::Inside,
 };
 

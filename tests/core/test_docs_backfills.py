@@ -83,7 +83,8 @@ def test_the_local_command_prints_the_summary_on_the_page(bucket: Any, tmp_path:
     assert without_times(result.stdout) == without_times(sample)
     assert result.stdout.splitlines()[-1].endswith(sample.splitlines()[-1].split(" s wall")[1])
     listed = [o["Key"] for o in bucket.list_objects_v2(Bucket=BUCKET, Prefix="renditions/")["Contents"]]
-    assert len([k for k in listed if not k.endswith("/current.json")]) == 9
+    # Three photos: a thumbnail and its @2x, a medium JPEG and WebP each.
+    assert len([k for k in listed if not k.endswith("/current.json")]) == 12
     assert len([k for k in listed if k.endswith("/current.json")]) == 6  # one per photo and function
 
 
@@ -101,10 +102,12 @@ def test_the_batch_command_on_the_corpus_prints_the_summary_on_the_page(corpus: 
     assert printed[:2] == summary[:2]
     # The input bytes are the corpus's; the output bytes are the encoder's of the day, so only their shape.
     assert printed[2].split(", out ")[0] == summary[2].split(", out ")[0]
-    assert re.fullmatch(r"bytes: in \d+ \(.*\), out \d+ \(\d+\.\d MiB\) in 30 renditions", printed[2]), printed[2]
+    assert re.fullmatch(r"bytes: in \d+ \(.*\), out \d+ \(\d+\.\d MiB\) in 38 renditions", printed[2]), printed[2]
     assert re.fullmatch(r"time: \d+\.\d\d s wall, 2 workers, \d+\.\d files/s", printed[3]), printed[3]
     made = [p for p in (tmp_path / "renditions").rglob("*") if p.is_file()]
-    assert sorted(p.relative_to(tmp_path / "renditions").parts[0] for p in made) == ["medium"] * 20 + ["thumbnail"] * 10
+    assert sorted(p.relative_to(tmp_path / "renditions").parts[0] for p in made) == ["medium"] * 20 + ["thumbnail"] * 18
+    # Every photo but the GIF (245x245) and the AVIF (640x427) fills 800x600: 8 @2x thumbnails.
+    assert len([p for p in made if p.name.endswith("@2x.jpg")]) == 8
 
 
 def test_the_orphan_sweep_commands_list_then_delete(bucket: Any, tmp_path: Path) -> None:
@@ -118,7 +121,7 @@ def test_the_orphan_sweep_commands_list_then_delete(bucket: Any, tmp_path: Path)
     listed = run(listing, tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "orphans: legacy: 0" in listed.stdout
-    assert "kept: too recent to judge 16" in listed.stdout, listed.stdout
+    assert "kept: too recent to judge 19" in listed.stdout, listed.stdout
     assert "--delete" in deleting
     deleted = run(deleting, tmp_path)
     assert deleted.returncode == 0, deleted.stderr
