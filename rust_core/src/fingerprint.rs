@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn transparency_counts_as_the_white_it_is_shown_on() {
         let opaque = image(90, 60, picture);
-        let mut rgba = Pixels::new(90, 60, Layout::Rgba8, Vec::new());
+        let mut rgba = Vec::new();
         let mut white = opaque.clone();
         for (i, (p, w)) in opaque
             .data
@@ -156,12 +156,13 @@ mod tests {
         {
             // The left third transparent, with junk colour under it.
             if i % 90 < 30 {
-                rgba.data.extend_from_slice(&[0, 0, 0, 0]);
+                rgba.extend_from_slice(&[0, 0, 0, 0]);
                 w.fill(255);
             } else {
-                rgba.data.extend_from_slice(&[p[0], p[1], p[2], 255]);
+                rgba.extend_from_slice(&[p[0], p[1], p[2], 255]);
             }
         }
+        let rgba = Pixels::new(90, 60, Layout::Rgba8, rgba);
         assert_eq!(phash(&rgba).unwrap(), phash(&white).unwrap());
     }
 }

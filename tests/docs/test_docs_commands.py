@@ -306,6 +306,7 @@ def test_deploying_page(shell: Shell) -> None:
     files = [f"renditions/medium/smoke/seeding.jpg/{token}.jpg", f"renditions/medium/smoke/seeding.jpg/{token}.webp"]
     assert keys == sorted([*files, "renditions/medium/smoke/seeding.jpg/current.json",
                            f"renditions/thumbnail/smoke/seeding.jpg/{token}.jpg",
+                           f"renditions/thumbnail/smoke/seeding.jpg/{token}@2x.jpg",
                            "renditions/thumbnail/smoke/seeding.jpg/current.json"])  # fmt: skip
     state = json.loads(
         output(shell.outputs, 'aws s3 cp "s3://$BUCKET/renditions/medium/smoke/seeding.jpg/current.json" -')
@@ -410,8 +411,10 @@ def test_troubleshooting_page(shell: Shell) -> None:
     )
     local = output(outputs, "npx sls invoke local")
     rendered = [line for line in log_lines(local) if line.get("message") == "rendered"]
+    token = upload_token(shell)
     assert [line["output_key"] for line in rendered] == [
-        f"renditions/thumbnail/smoke/seeding.jpg/{upload_token(shell)}.jpg"
+        f"renditions/thumbnail/smoke/seeding.jpg/{token}.jpg",
+        f"renditions/thumbnail/smoke/seeding.jpg/{token}@2x.jpg",
     ]
     assert "NASM version" in output(outputs, "nasm -v")
     assert output(outputs, "aws events list-targets-by-rule").strip().endswith("kiray-imaging-dev-generate-medium")

@@ -26,7 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from kiray_imaging.output_keys import rendition_key, version_token
+from kiray_imaging.output_keys import rendition_key, scale_variant, version_token
 from kiray_imaging.presets import DEPLOYED_FORMATS, PRESETS
 
 if TYPE_CHECKING:
@@ -139,10 +139,12 @@ def wait_for_renditions(s3: S3Client, bucket: str, keys: set[str], etag: str, ti
     return seen
 
 
-def expected_size(rendition: str, width: int, height: int) -> tuple[int, int]:
+def expected_size(rendition: str, width: int, height: int, key: str = "") -> tuple[int, int]:
+    """The size of ``rendition`` of a ``width``×``height`` photo; an ``@2x`` ``key`` is of twice the box."""
     preset = PRESETS[rendition]
     if preset.fit == "cover":
-        return preset.width, preset.height
+        density = 2 if "@2x." in key else 1
+        return preset.width * density, preset.height * density
     scale = min(preset.width / width, preset.height / height, 1.0)
     return round(width * scale), round(height * scale)
 
@@ -174,8 +176,9 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
         etag = s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")["ETag"].strip('"')
         wanted = {
             rendition_key(key, source_prefix="uploads/", dest_prefix="renditions/", rendition=r, fmt=f,
-                          token=version_token(etag)): (r, f)
+                          token=version_token(etag), variant=scale_variant(scale)): (r, f)
             for r, formats in FORMATS.items()
+            for scale in PRESETS[r].scales  # the photo fills 800x600: the thumbnail's @2x too
             for f in formats
         }  # fmt: skip
         seen = wait_for_renditions(s3, bucket, set(wanted), etag, RENDER_TIMEOUT)
@@ -191,7 +194,7 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
             image = Image.open(io.BytesIO(obj["Body"].read()))
             image.load()  # decodes the whole image: a truncated file fails here
             assert image.format == PIL_FORMATS[fmt], out_key
-            assert image.size == expected_size(rendition, *source_size), out_key
+            assert image.size == expected_size(rendition, *source_size, out_key), out_key
             assert obj["ContentType"] == f"image/{fmt}", out_key
 
         # Exactly one invocation per function, for the upload: the renditions written under renditions/ did not
@@ -225,17 +228,18 @@ def test_an_upload_to_the_local_s3_makes_both_renditions(corpus: Path, tmp_path:
             f"renditions/medium/Wine_by_Jakub_Mede.jpg/{token}.jpg",
             f"renditions/medium/Wine_by_Jakub_Mede.jpg/{token}.webp",
             f"renditions/thumbnail/Wine_by_Jakub_Mede.jpg/{token}.jpg",
+            f"renditions/thumbnail/Wine_by_Jakub_Mede.jpg/{token}@2x.jpg",
         ]
         for path in saved:
             with Image.open(path) as image:
-                assert image.size == expected_size(path.parent.parent.name, *second_size), path
+                assert image.size == expected_size(path.parent.parent.name, *second_size, path.name), path
 
         # And its deletion: the command docs/local-dev.md gives removes every rendition of it.
         command = ["scripts/dev.py", "delete", f"uploads/{SECOND_PHOTO}", "--s3-port", str(s3_port)]
         result = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "delete: medium: 2 renditions removed" in result.stdout, result.stdout
-        assert "delete: thumbnail: 1 renditions removed" in result.stdout, result.stdout
+        assert "delete: thumbnail: 2 renditions removed" in result.stdout, result.stdout
         stack.has_printed(rf"^dev: event: Renditions Deleted \(medium\) uploads/{SECOND_PHOTO}: removed 2 files", 20)
         left = s3.list_objects_v2(Bucket=bucket, Prefix="renditions/").get("Contents", [])
         assert not [o["Key"] for o in left if "Wine" in o["Key"] and not o["Key"].endswith("current.json")]
