@@ -301,9 +301,23 @@ def shipped(name: str) -> bool:
     return not name.startswith(RUNTIME_LEFT_OUT) or name.startswith(RUNTIME_KEPT)
 
 
-def zip_layer(wheels: list[Path], out: Path) -> None:
+def load_layer_module(name: str) -> Any:
+    """A module of layer/ (bytecode.py, sbom.py), loaded by path as the gate is: layer/ is not a package."""
+    if f"kiray_layer_{name}" in sys.modules:
+        return sys.modules[f"kiray_layer_{name}"]
+    spec = importlib.util.spec_from_file_location(f"kiray_layer_{name}", ROOT / "layer" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def zip_layer(wheels: list[Path], out: Path, compiler: str | None) -> None:
     """Lambda unpacks a layer into /opt; Python layers put packages under python/, which is on sys.path there.
-    A wheel of pure Python unpacked is that package installed (no scripts, nothing to compile)."""
+    A wheel of pure Python unpacked is that package installed (no scripts); `compiler` (a CPython of the runtime's
+    version, or None) adds its bytecode (layer/bytecode.py)."""
     stamp = time.gmtime(source_date_epoch())[:6]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -314,6 +328,8 @@ def zip_layer(wheels: list[Path], out: Path) -> None:
                 if name in files:
                     raise SystemExit(f"layer: {name} is in more than one wheel ({wheel.name})")
                 files[name] = src.read(name)
+    if compiler is not None:
+        files.update(load_layer_module("bytecode").compile_layer(files, compiler))
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
         for name in sorted(files):
             info = zipfile.ZipInfo(f"python/{name}", date_time=stamp)
@@ -356,14 +372,20 @@ def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
               file=sys.stderr)  # fmt: skip
         return 1
     wheel = current_wheel(TARGETS[architecture], force)
+    compiler = bytecode_compiler()
     try:
         # Verify the wheel, then what actually ships: the zip.
         gate.verify(wheel, arch=architecture)
-        zip_layer([wheel, *runtime], LAYER_ZIP)
+        zip_layer([wheel, *runtime], LAYER_ZIP, compiler)
         findings = gate.verify(LAYER_ZIP, arch=architecture)
     except gate.GateError as e:
         LAYER_ZIP.unlink(missing_ok=True)
         print(f"layer: REFUSED by the binary gate, nothing was packaged:\n{e}", file=sys.stderr)
+        return 1
+    except load_layer_module("bytecode").BytecodeError as e:
+        LAYER_ZIP.unlink(missing_ok=True)
+        print(f"layer: the layer's Python does not compile for the runtime, nothing was packaged:\n{e}",
+              file=sys.stderr)  # fmt: skip
         return 1
     for finding in findings:
         log(finding.line())
@@ -377,14 +399,24 @@ def build_and_verify(gate: Any, architecture: str, force: bool) -> int:
     return write_sbom(architecture)
 
 
+def bytecode_compiler() -> str | None:
+    """The CPython that compiles the layer's bytecode (LAYER_PYTHON, else pyenv's or PATH's python3.12), or None
+    with a warning: the layer then works as before, and its functions compile it on every cold start."""
+    bytecode = load_layer_module("bytecode")
+    found = bytecode.find_compiler(os.environ.get("LAYER_PYTHON"))
+    if found is None:
+        print(f"layer: WARNING: no CPython {bytecode.RUNTIME_VERSION} here, so the layer ships without bytecode and "
+              f"every cold start compiles it (docs/cost.md); install one (pyenv install {bytecode.RUNTIME_VERSION}, "
+              f"brew install python@{bytecode.RUNTIME_VERSION}) or set LAYER_PYTHON", file=sys.stderr)  # fmt: skip
+        return None
+    interpreter, version = found
+    log(f"bytecode for the runtime: compiled by CPython {version} ({interpreter})")
+    return str(interpreter)
+
+
 def write_sbom(architecture: str) -> int:
-    """The zip's CycloneDX SBOM beside it (layer/sbom.py, loaded by path as the gate is)."""
-    spec = importlib.util.spec_from_file_location("kiray_layer_sbom", ROOT / "layer" / "sbom.py")
-    assert spec is not None
-    assert spec.loader is not None
-    sbom = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = sbom
-    spec.loader.exec_module(sbom)
+    """The zip's CycloneDX SBOM beside it (layer/sbom.py)."""
+    sbom = load_layer_module("sbom")
     try:
         count = sbom.current_sbom(LAYER_ZIP, TARGETS[architecture], source_date_epoch())
     except sbom.SbomError as e:

@@ -13,6 +13,7 @@ Each missing piece is reported in one line that says what to install (`Missing`)
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -84,13 +85,19 @@ def _describe(python: str) -> Interpreter | None:
     return interpreter
 
 
+def _runtime_python_candidates(explicit: str | None) -> list[str]:
+    # The layer build looks for the runtime's CPython the same way, to compile the layer's bytecode: one search.
+    spec = importlib.util.spec_from_file_location("kiray_layer_bytecode", ROOT / "layer" / "bytecode.py")
+    assert spec is not None
+    assert spec.loader is not None
+    bytecode = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bytecode)
+    return list(bytecode.candidates(explicit, PYTHON_VERSION))
+
+
 def find_python(explicit: str | None = None) -> Interpreter:
     """The CPython 3.12 to mount at /var/lang: ``explicit`` (REHEARSE_PYTHON), else pyenv's, else PATH's."""
-    candidates = [explicit] if explicit else []
-    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    candidates += [str(p / "bin" / f"python{PYTHON_VERSION}") for p in sorted(pyenv.glob(f"{PYTHON_VERSION}.*"))[::-1]]
-    candidates += [found for found in [shutil.which(f"python{PYTHON_VERSION}")] if found]
-    for candidate in candidates:
+    for candidate in _runtime_python_candidates(explicit):
         interpreter = _describe(candidate)
         if interpreter is not None:
             return interpreter
