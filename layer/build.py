@@ -403,7 +403,11 @@ def bytecode_compiler() -> str | None:
     """The CPython that compiles the layer's bytecode (LAYER_PYTHON, else pyenv's or PATH's python3.12), or None
     with a warning: the layer then works as before, and its functions compile it on every cold start."""
     bytecode = load_layer_module("bytecode")
-    found = bytecode.find_compiler(os.environ.get("LAYER_PYTHON"))
+    explicit = os.environ.get("LAYER_PYTHON")
+    found = bytecode.find_compiler(explicit)
+    if found is None and explicit:
+        raise SystemExit(f"layer: LAYER_PYTHON={explicit} is not a CPython {bytecode.RUNTIME_VERSION} (the functions' "
+                         f"runtime), which the layer's bytecode must be compiled by")  # fmt: skip
     if found is None:
         print(f"layer: WARNING: no CPython {bytecode.RUNTIME_VERSION} here, so the layer ships without bytecode and "
               f"every cold start compiles it (docs/cost.md); install one (pyenv install {bytecode.RUNTIME_VERSION}, "

@@ -46,9 +46,10 @@ def _numeric(name: str) -> tuple[int, ...]:
 
 
 def find_compiler(explicit: str | None = None) -> tuple[str, str] | None:
-    """(interpreter, its full version) of the first candidate that is a CPython RUNTIME_VERSION, or None."""
+    """(interpreter, its full version) of the first candidate that is a CPython RUNTIME_VERSION, or None. An
+    `explicit` interpreter is the only candidate: one named on purpose is not silently replaced by another."""
     code = "import platform, sys; print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3])"
-    for candidate in candidates(explicit):
+    for candidate in [explicit] if explicit else candidates():
         try:
             out = subprocess.run([candidate, "-S", "-c", code], capture_output=True, text=True, timeout=30,
                                  check=True, env=_clean_env())  # fmt: skip

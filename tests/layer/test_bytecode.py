@@ -115,3 +115,12 @@ def test_compiling_twice_gives_the_same_bytes(python312: str) -> None:
 def test_the_runtime_version_is_the_templates() -> None:
     serverless = (ROOT / "serverless.yml").read_text()
     assert f"runtime: python{bytecode.RUNTIME_VERSION}\n" in serverless
+
+
+def test_an_interpreter_named_on_purpose_is_the_only_one_tried(python312: str) -> None:
+    # This test's own Python is not a 3.12 (the suite runs in .venv); LAYER_PYTHON naming it is refused, not replaced.
+    assert not sys.version.startswith(bytecode.RUNTIME_VERSION + ".")
+    assert bytecode.find_compiler(sys.executable) is None
+    found = bytecode.find_compiler(python312)
+    assert found is not None
+    assert found[0] == python312
