@@ -1,6 +1,6 @@
 """The image-fidelity report: every corpus photo, every preset, our core and sharp, each scored against a reference.
 
-    python -m bench.quality [--corpus DIR] [--peers ours,sharp] [--presets thumbnail,medium] [--strict]
+    python -m bench.quality [--corpus DIR] [--peers ours,sharp] [--presets thumbnail,thumbnail@2x,medium] [--strict]
 
 For each photo and preset, each peer's JPEG is decoded with Pillow and compared with `bench.reference` at the
 JPEG's own size: SSIM on luma and PSNR on RGB (`bench.metrics`), next to its size in bytes. The verdict applies the
@@ -30,7 +30,7 @@ from PIL import features
 from bench import cli
 from bench.machine import cpu_model
 from bench.peers import Job, Outcome, Peer, Skipped
-from bench.peers.ours import Ours
+from bench.peers.ours import HIGH_DENSITY, Ours
 from bench.peers.sharp import Sharp, unavailable_reason
 from bench.reference import ReferenceError, References, RGBArray
 from bench.scoring import BYTES_SLACK, SSIM_EPSILON, Score, score
@@ -44,6 +44,20 @@ PEERS: dict[str, Callable[[], Peer]] = {"ours": Ours, "sharp": Sharp}
 
 
 Result = Union[Score, Skipped]
+
+
+def with_high_density(presets: dict[str, Preset]) -> dict[str, Preset]:
+    """`presets` and, for each that writes an @2x file, that file as a job of its own ("thumbnail@2x", twice the box,
+    at the preset's quality): sharp renders it from its own decode, ours as the function makes it."""
+    out = dict(presets)
+    for p in presets.values():
+        if 2 in p.scales:
+            name = p.name + HIGH_DENSITY
+            out[name] = replace(p, name=name, width=p.width * 2, height=p.height * 2, scales=(1,), facts=False)
+    return out
+
+
+JOBS = with_high_density(PRESETS)
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,8 @@ def judge(row: Row) -> tuple[str, bool]:
     if isinstance(ours, Skipped):
         if isinstance(base, Skipped):
             return "not compared: neither reads it", False
+        if ours.not_made:
+            return f"not compared: {ours.reason}", False
         if ours.unsupported:
             return "not compared: format outside our scope", False
         return "MISS: ours failed where sharp rendered", True
@@ -329,7 +345,7 @@ def report(
             key = (row.file, name, result.reason)
             if key not in seen:
                 seen.add(key)
-                kind = "declines the format" if result.unsupported else "failed"
+                kind = "makes none" if result.not_made else "declines the format" if result.unsupported else "failed"
                 out.append(f"- `{row.file}` — {name} {kind}: {result.reason}")
         for row in unreferenced:
             key = (row.file, "reference", row.reference_error or "")
@@ -347,9 +363,7 @@ def report(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = cli.parser("bench.quality", __doc__, sorted(PEERS), (OURS, BASELINE))
-    parser.add_argument(
-        "--presets", default=",".join(PRESETS), help="comma-separated preset names (default: %(default)s)"
-    )
+    parser.add_argument("--presets", default=",".join(JOBS), help="comma-separated preset names (default: %(default)s)")
     cli.add_report_options(parser, DEFAULT_OUT, "peer")
     parser.add_argument("--no-iso", action="store_true", help="skip the iso-SSIM re-encodes of our renditions")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any row misses the goal")
@@ -363,8 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     preset_names = cli.names(args.presets)
 
     def check_presets() -> str | None:
-        if not preset_names or any(n not in PRESETS for n in preset_names):
-            return f"expected presets from {sorted(PRESETS)}, got {args.presets!r}"
+        if not preset_names or any(n not in JOBS for n in preset_names):
+            return f"expected presets from {sorted(JOBS)}, got {args.presets!r}"
         return None
 
     prepared = cli.prepare(
@@ -378,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if prepared is None:
         return 2
     peers = [PEERS[name]() for name in prepared.peers]
-    presets = [PRESETS[name] for name in preset_names]
+    presets = [JOBS[name] for name in preset_names]
     with cli.workspace(args, "kiray-quality-") as (references, outputs):
         rows = evaluate(prepared.files, presets, peers, references, outputs, log, iso=not args.no_iso)
         notes = {}

@@ -33,6 +33,9 @@ class Skipped:
     reason: str
     unsupported: bool = False
     """True when the peer declines the format by design; False when it failed on an input it claims to read."""
+    not_made: bool = False
+    """True when the pipeline makes no such file for this input by design (no @2x file for a photo smaller than twice
+    the box); the reason is then the report's verdict."""
 
 
 Outcome = Union[Rendered, Skipped]

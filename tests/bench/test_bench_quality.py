@@ -17,6 +17,7 @@ from bench.peers import Job, Outcome, Rendered, Skipped
 from PIL import Image, ImageOps
 
 from bench import cli, quality, scoring
+from kiray_imaging import render, render_upload
 from kiray_imaging.presets import PRESETS
 
 
@@ -106,6 +107,31 @@ def test_report_with_our_core_alone(small_corpus: Path, tmp_path: Path, capsys: 
     assert "verdict" not in report
 
 
+def test_the_2x_file_is_scored_as_the_thumbnail_function_makes_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _photo((3200, 2400), 3).save(corpus / "large.jpg", quality=92)
+    _photo((640, 480), 0).save(corpus / "small.jpg", quality=92)
+    out, kept = tmp_path / "quality.md", tmp_path / "renditions"
+    args = ["--corpus", str(corpus), "--peers", "ours", "--presets", "thumbnail@2x", "--out", str(out),
+            "--outputs", str(kept), "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+    assert quality.main(args) == 0
+
+    report = out.read_text()
+    cells = _cells(report, "large.jpg", "thumbnail@2x")
+    assert cells[2] == "800×600"
+    assert 0.9 < float(cells[4]) <= 1.0
+    # The very file the function writes: render_upload's scale-2 JPEG, not a render of an 800x600 preset.
+    made = render_upload((corpus / "large.jpg").read_bytes(), "thumbnail").files[(2, "jpeg")]
+    assert (kept / "ours" / "large.jpg.thumbnail@2x.jpg").read_bytes() == made.data
+    # (render() would decode this one at 1/2, its margin; the function's 2x job takes the 1x file's 1/4.)
+    assert made.shrink_on_load == 4
+    assert made.data != render((corpus / "large.jpg").read_bytes(), quality.JOBS["thumbnail@2x"]).data
+    # A photo smaller than 800x600 gets no @2x file: a row, no score, the reason.
+    assert _cells(report, "small.jpg", "thumbnail@2x")[2] == "—"
+    assert "`small.jpg` — ours makes none: no @2x file, the photo is smaller than twice the box" in report
+
+
 def test_comparison_verdicts_and_strict(
     small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,6 +202,7 @@ def _score(ssim: float, size: int) -> scoring.Score:
         (Skipped("DecodeError: truncated"), _score(0.97, 1000), "MISS: ours failed where sharp rendered", True),
         (_score(0.97, 1000), Skipped("no codec", unsupported=True), "not compared: sharp cannot read it", False),
         (Skipped("x", unsupported=True), Skipped("y", unsupported=True), "not compared: neither reads it", False),
+        (Skipped("no @2x file", not_made=True), _score(0.97, 1000), "not compared: no @2x file", False),
         (_score(0.97, 1000), None, "—", False),
     ],
 )
