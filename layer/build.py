@@ -10,7 +10,8 @@ The build is skipped when the wheel is newer than every input (sources, lock fil
 Serverless plugin can call this on every `sls package` / `sls deploy` at almost no cost.
 
 Reproducible: the same commit gives byte-identical wheel and zip from any folder on any machine (fixed
-SOURCE_DATE_EPOCH, build paths remapped out of the binary, fixed zip metadata); tests/layer/test_reproducible.py
+SOURCE_DATE_EPOCH, build paths remapped out of the binary, fixed zip metadata; the zip's bytecode given the same
+CPython 3.12 patch release, layer/bytecode.py); tests/layer/test_reproducible.py
 builds a second copy elsewhere and compares. Licensed: cargo-about writes the notices of everything compiled into
 the extension into the package (kiray_imaging/licenses/), and fails the build on a licence outside layer/about.toml's
 allow-list. See docs/supply-chain.md.
