@@ -19,13 +19,17 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLING = REPO / "python" / "kiray_imaging" / "tooling"
 
 
-def _load_gate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kiray_tooling_loader", TOOLING / "__main__.py")
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {TOOLING}")
-    loader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loader)
-    gate: ModuleType = loader.load_gate()
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_gate() -> ModuleType:
+    gate: ModuleType = _load("kiray_tooling_loader", TOOLING / "__main__.py").load_gate()
     return gate
 
 
@@ -42,3 +46,10 @@ def gate_path() -> Path:
 def layer_gate() -> ModuleType:
     """The gate module itself, loaded by path as above."""
     return sys.modules["layer_gate"]
+
+
+@pytest.fixture(scope="session")
+def layer_build() -> ModuleType:
+    """layer/build.py, loaded by path (layer/ is not a package). Its ``load_layer_module`` gives the other layer
+    modules (bytecode.py, sbom.py) as the build itself loads them, so their exception classes are the build's."""
+    return _load("kiray_layer_build", REPO / "layer" / "build.py")

@@ -7,7 +7,6 @@ It can only import if every module the handler needs comes from bytecode that is
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,20 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYER_ZIP = ROOT / "layer" / "dist" / "kiray-imaging-layer.zip"
 
 
-def _bytecode_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kiray_layer_bytecode_test", ROOT / "layer" / "bytecode.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+@pytest.fixture(scope="module")
+def bytecode(layer_build: ModuleType) -> ModuleType:
+    module: ModuleType = layer_build.load_layer_module("bytecode")
     return module
 
 
-bytecode = _bytecode_module()
-
-
 @pytest.fixture(scope="module")
-def python312() -> str:
+def python312(bytecode: ModuleType) -> str:
     found = bytecode.find_compiler(os.environ.get("LAYER_PYTHON"))
     # Not a skip: make test needs a CPython 3.12 anyway (the rehearsal), and without one the layer ships no bytecode.
     assert found is not None, "no CPython 3.12 found: pyenv install 3.12 (or set LAYER_PYTHON)"
@@ -98,13 +91,13 @@ def test_the_bytecode_names_lambdas_paths_not_the_builds(layer: zipfile.ZipFile)
     assert b"kiray-layer-bytecode-" not in pyc
 
 
-def test_a_source_the_runtime_cannot_compile_is_an_error(python312: str) -> None:
+def test_a_source_the_runtime_cannot_compile_is_an_error(bytecode: ModuleType, python312: str) -> None:
     files = {"good/__init__.py": b"X = 1\n", "good/bad.py": b"def f(:\n"}
     with pytest.raises(bytecode.BytecodeError, match=r"bad\.py"):
         bytecode.compile_layer(files, python312)
 
 
-def test_compiling_twice_gives_the_same_bytes(python312: str) -> None:
+def test_compiling_twice_gives_the_same_bytes(bytecode: ModuleType, python312: str) -> None:
     # Each compile runs in its own temporary folder, whose name must not reach the bytes (-d); set constants too.
     files = {"pkg/__init__.py": b"def f(x):\n    return x in {'alpha', 'beta', 'gamma', 'delta', 'epsilon'}\n"}
     first = bytecode.compile_layer(files, python312)
@@ -112,12 +105,12 @@ def test_compiling_twice_gives_the_same_bytes(python312: str) -> None:
     assert bytecode.compile_layer(files, python312) == first
 
 
-def test_the_runtime_version_is_the_templates() -> None:
+def test_the_runtime_version_is_the_templates(bytecode: ModuleType) -> None:
     serverless = (ROOT / "serverless.yml").read_text()
     assert f"runtime: python{bytecode.RUNTIME_VERSION}\n" in serverless
 
 
-def test_an_interpreter_named_on_purpose_is_the_only_one_tried(python312: str) -> None:
+def test_an_interpreter_named_on_purpose_is_the_only_one_tried(bytecode: ModuleType, python312: str) -> None:
     # This test's own Python is not a 3.12 (the suite runs in .venv); LAYER_PYTHON naming it is refused, not replaced.
     assert not sys.version.startswith(bytecode.RUNTIME_VERSION + ".")
     assert bytecode.find_compiler(sys.executable) is None

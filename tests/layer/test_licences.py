@@ -3,7 +3,6 @@ outside the allow-list in layer/about.toml (docs/supply-chain.md, "Licensed").""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -20,13 +19,8 @@ STD_NOTICES = "python/kiray_imaging/licenses/rust-std-COPYRIGHT-library.html"
 
 
 @pytest.fixture(scope="module")
-def build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kiray_layer_build", ROOT / "layer" / "build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def build(layer_build: ModuleType) -> ModuleType:
+    return layer_build
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ everything in the zip, each part with version, licence and purl, cross-checked a
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import re
@@ -38,13 +37,8 @@ def built() -> tuple[dict[str, Any], bytes, str]:
 
 
 @pytest.fixture(scope="module")
-def sbom_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kiray_layer_sbom_test", ROOT / "layer" / "sbom.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+def sbom_module(layer_build: ModuleType) -> ModuleType:
+    module: ModuleType = layer_build.load_layer_module("sbom")
     return module
 
 
